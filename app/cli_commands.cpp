@@ -1,0 +1,328 @@
+#include "cli_commands.h"
+
+#include <QString>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "attention/registry.h"
+#include "colormap.h"
+#include "core/atomic_file.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/npy.h"
+#include "figures/figure_export.h"
+#include "figures/head_grid_figure.h"
+#include "result_views.h"
+#include "session.h"
+
+namespace attnlab::cli {
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+const char* kUsage =
+    "usage: attnlab-cli COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  variants [--json]\n"
+    "      List the registered attention variants and their hyperparameters.\n"
+    "  attend --variant NAME --q Q.npy --k K.npy --v V.npy --out O.npy\n"
+    "         [--causal] [--param key=value]... [--seed N] [--weights W.npy] [--trace T.json]\n"
+    "      Run one variant on your tensors: Q, K [L, d] or [H, L, d]; V [L, dv] or [H, L, dv].\n"
+    "      O has V's shape; W the dense weights [H, L, L] (or [L, L]); T the variant's extras.\n"
+    "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf|.npy|.csv\n"
+    "         [--model NAME|CONFIG.json] [--weights W.safetensors] [--variant NAME]\n"
+    "         [--param key=value]... [--causal] [--seed N] [--weight-seed N] [--layer I] [--head J]\n"
+    "         [--view heatmap|heads] [--colormap viridis|magma|cividis|coolwarm] [--dpi N]\n"
+    "      Render a view headless (layers and heads count from 0). Options after --session\n"
+    "      override the session's values.\n"
+    "  info\n"
+    "      Version, device and threads.\n";
+
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Options of one command: flags and (repeatable) valued options, nothing positional.
+struct Options {
+  std::map<std::string, std::vector<std::string>> values;
+  std::set<std::string> flags;
+
+  bool has(const std::string& key) const { return values.count(key) || flags.count(key); }
+  std::string get(const std::string& key, const std::string& fallback = "") const {
+    const auto it = values.find(key);
+    return it == values.end() ? fallback : it->second.back();
+  }
+  std::string require(const std::string& command, const std::string& key) const {
+    if (!values.count(key)) throw UsageError(command + " needs --" + key);
+    return get(key);
+  }
+  std::vector<std::string> all(const std::string& key) const {
+    const auto it = values.find(key);
+    return it == values.end() ? std::vector<std::string>{} : it->second;
+  }
+};
+
+Options parse_options(const std::string& command, int argc, char** argv, const std::set<std::string>& valued,
+                      const std::set<std::string>& flags) {
+  Options o;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) throw UsageError(command + ": unexpected argument '" + arg + "'");
+    std::string key = arg.substr(2), value;
+    const auto eq = key.find('=');
+    const bool inline_value = eq != std::string::npos && key.rfind("param", 0) != 0;
+    if (inline_value) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    }
+    if (flags.count(key)) {
+      if (inline_value) throw UsageError(command + ": --" + key + " takes no value");
+      o.flags.insert(key);
+    } else if (valued.count(key)) {
+      if (!inline_value) {
+        if (i + 1 >= argc) throw UsageError(command + ": --" + key + " needs a value");
+        value = argv[++i];
+      }
+      o.values[key].push_back(value);
+    } else {
+      throw UsageError(command + ": unknown option '--" + key + "'");
+    }
+  }
+  return o;
+}
+
+std::uint64_t parse_seed(const std::string& option, const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    if (!text.empty() && text[0] == '-') throw std::invalid_argument("negative");
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw ParamError("--" + option + "=" + text + ": expected a non-negative integer");
+  return v;
+}
+
+int parse_index(const std::string& option, const std::string& text) {
+  std::size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || v < 0) throw ParamError("--" + option + "=" + text + ": expected an index 0, 1, 2, ...");
+  return v;
+}
+
+// Output files are written only after all work succeeded; check their folders up front so a
+// typo fails before a long computation.
+void check_output_folder(const std::string& option, const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw IoError("--" + option + " " + path + ": folder '" + dir.string() + "' does not exist");
+  }
+}
+
+// ---- variants -----------------------------------------------------------------------------------
+
+int cmd_variants(int argc, char** argv) {
+  const Options o = parse_options("variants", argc, argv, {}, {"json"});
+  const Registry& registry = Registry::builtin();
+  if (o.has("json")) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const Attention* a : registry.all()) {
+      const VariantSpec& s = a->spec();
+      nlohmann::json params = nlohmann::json::array();
+      for (const ParamSpec& p : s.params) params.push_back(param_spec_to_json(p));
+      list.push_back({{"name", s.name}, {"title", s.title}, {"paper", s.paper}, {"summary", s.summary}, {"params", params}});
+    }
+    std::cout << list.dump(2) << "\n";
+    return 0;
+  }
+  for (const Attention* a : registry.all()) {
+    const VariantSpec& s = a->spec();
+    std::cout << s.name << " — " << s.title << "\n    " << s.paper << "\n";
+    if (s.params.empty()) std::cout << "    (no hyperparameters)\n";
+    for (const ParamSpec& p : s.params) {
+      std::cout << "    --param " << p.key << "=" << param_value_to_string(p.default_value) << "   (" << p.describe_range()
+                << ") " << p.help << "\n";
+    }
+  }
+  return 0;
+}
+
+// ---- attend -------------------------------------------------------------------------------------
+
+Tensor as_heads(const Tensor& t, const std::string& name, int rank) {
+  if (t.rank() != rank) {
+    throw ShapeError(name + " has shape " + t.shape_string() + " but q has rank " + std::to_string(rank) +
+                     "; use [L, d] or [H, L, d] for all of q, k, v");
+  }
+  if (rank == 2) return t.reshaped({1, t.dim(0), t.dim(1)});
+  return t;
+}
+
+int cmd_attend(int argc, char** argv) {
+  const Options o = parse_options("attend", argc, argv, {"variant", "q", "k", "v", "param", "seed", "out", "weights", "trace"},
+                                  {"causal"});
+  const std::string variant_name = o.require("attend", "variant");
+  const std::string q_path = o.require("attend", "q"), k_path = o.require("attend", "k"), v_path = o.require("attend", "v");
+  const std::string out_path = o.require("attend", "out");
+  const std::string weights_path = o.get("weights"), trace_path = o.get("trace");
+  check_output_folder("out", out_path);
+  if (!weights_path.empty()) check_output_folder("weights", weights_path);
+  if (!trace_path.empty()) check_output_folder("trace", trace_path);
+
+  const Attention& variant = Registry::builtin().get(variant_name);
+  Params params(variant.spec().params);
+  for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
+  const std::uint64_t seed = o.has("seed") ? parse_seed("seed", o.get("seed")) : 0;
+
+  const Tensor q_raw = read_npy(q_path), k_raw = read_npy(k_path), v_raw = read_npy(v_path);
+  const int rank = q_raw.rank();
+  if (rank != 2 && rank != 3) {
+    throw ShapeError(q_path + ": q has shape " + q_raw.shape_string() + "; expected [L, d] or [H, L, d]");
+  }
+  const Tensor q = as_heads(q_raw, "q", rank), k = as_heads(k_raw, "k", rank), v = as_heads(v_raw, "v", rank);
+
+  const bool causal = o.has("causal");
+  const bool want_trace = !weights_path.empty() || !trace_path.empty();
+  AttentionInput input{q, k, v, causal, nullptr, &params, seed};
+  Trace trace;
+  const Tensor out = run_attention(variant, input, want_trace ? &trace : nullptr);
+
+  write_npy(out_path, rank == 2 ? out.reshaped({out.dim(1), out.dim(2)}) : out);
+  if (!weights_path.empty()) {
+    const Tensor& w = trace.weights;
+    write_npy(weights_path, rank == 2 ? w.reshaped({w.dim(1), w.dim(2)}) : w);
+  }
+  if (!trace_path.empty()) {
+    const nlohmann::json j{{"variant", variant_name},
+                           {"params", params.to_json()},
+                           {"causal", causal},
+                           {"seed", seed},
+                           {"q_shape", q_raw.shape()},
+                           {"k_shape", k_raw.shape()},
+                           {"v_shape", v_raw.shape()},
+                           {"extras", trace.extras ? trace.extras->to_json() : nlohmann::json(nullptr)}};
+    const std::string text = j.dump(2) + "\n";
+    write_file_atomically(trace_path, [&](std::ostream& s) { s << text; });
+  }
+  return 0;
+}
+
+// ---- figure -------------------------------------------------------------------------------------
+
+int cmd_figure(int argc, char** argv) {
+  const Options o = parse_options("figure", argc, argv,
+                                  {"text", "session", "model", "weights", "variant", "param", "seed", "weight-seed", "layer",
+                                   "head", "view", "colormap", "dpi", "out"},
+                                  {"causal"});
+  const std::string out_path = o.require("figure", "out");
+  if (o.has("text") == o.has("session")) throw UsageError("figure needs exactly one of --text and --session");
+  export_format_for_path(QString::fromStdString(out_path));  // refuse an unknown extension before computing
+  check_output_folder("out", out_path);
+
+  Session s = o.has("session") ? Session::load(o.get("session")) : Session();
+  if (o.has("text")) s.text = o.get("text");
+  if (o.has("model")) s.model = o.get("model");
+  if (o.has("weights")) s.weights = o.get("weights");
+  if (o.has("variant") && o.get("variant") != s.variant) {
+    s.variant = o.get("variant");
+    s.params = nlohmann::json::object();  // parameters belong to the variant they were set for
+  }
+  if (o.has("causal")) s.causal = true;
+  if (o.has("seed")) s.attention_seed = parse_seed("seed", o.get("seed"));
+  if (o.has("weight-seed")) s.weight_seed = parse_seed("weight-seed", o.get("weight-seed"));
+  if (o.has("layer")) s.layer = parse_index("layer", o.get("layer"));
+  if (o.has("head")) s.head = parse_index("head", o.get("head"));
+  if (o.has("view")) s.view = o.get("view");
+  if (o.has("colormap")) s.colormap = o.get("colormap");
+  const Attention& variant = Registry::builtin().get(s.variant);
+  Params params(variant.spec().params);
+  params.set_from_json(s.params);
+  for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
+  s.params = params.to_json();
+  s = Session::from_json(s.to_json());  // validates view and colormap names
+  double dpi = 150.0;
+  if (o.has("dpi")) {
+    try {
+      dpi = std::stod(o.get("dpi"));
+    } catch (const std::exception&) {
+      throw ParamError("--dpi=" + o.get("dpi") + ": expected a number in [30, 1200]");
+    }
+  }
+
+  Playground playground;
+  const PlaygroundResultPtr result = playground.run(s.to_request());
+  s.check_selection(*result);
+  const ColormapId cmap = Colormap::find(QString::fromStdString(s.colormap))->id();
+  ExportOptions options;
+  options.dpi = dpi;
+  if (s.view == "heads") {
+    export_head_grid(layer_heatmaps(*result, s.layer, cmap), s.layer, QString::fromStdString(out_path), options);
+  } else {
+    export_heatmap(*attention_heatmap(*result, s.layer, s.head, cmap), QString::fromStdString(out_path), options);
+  }
+  return 0;
+}
+
+// ---- info ---------------------------------------------------------------------------------------
+
+int cmd_info(int argc, char** argv) {
+  parse_options("info", argc, argv, {}, {});
+  std::cout << "AttnLab " << ATTNLAB_VERSION << "\n"
+            << "device: " << select_device(DevicePreference::Auto).describe() << "\n"
+            << "CUDA compiled in: " << (cuda_compiled_in() ? "yes" : "no") << "\n"
+            << "CPU threads: " << cpu_threads() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "attnlab-cli: no command given; commands: variants, attend, figure, info (see --help)\n";
+    return kExitUsage;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (command == "--version") {
+      std::cout << "attnlab-cli " << ATTNLAB_VERSION << "\n";
+      return 0;
+    }
+    if (command == "variants") return cmd_variants(argc, argv);
+    if (command == "attend") return cmd_attend(argc, argv);
+    if (command == "figure") return cmd_figure(argc, argv);
+    if (command == "info") return cmd_info(argc, argv);
+    throw UsageError("unknown command '" + command + "'; commands: variants, attend, figure, info (see --help)");
+  } catch (const UsageError& e) {
+    std::cerr << "attnlab-cli: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "attnlab-cli: out of memory: the input is too large for this machine\n";
+    return kExitError;
+  } catch (const std::exception& e) {
+    std::cerr << "attnlab-cli: " << e.what() << "\n";
+    return kExitError;
+  }
+}
+
+}  // namespace attnlab::cli

@@ -1,0 +1,148 @@
+#include "session.h"
+
+#include <QFile>
+#include <fstream>
+
+#include "attention/registry.h"
+#include "colormap.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace attnlab {
+namespace {
+
+constexpr const char* kFormat = "attnlab-session";
+constexpr int kVersion = 1;
+
+template <typename T>
+T field(const nlohmann::json& j, const char* key, const T& fallback) {
+  if (!j.contains(key)) return fallback;
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw ParamError(std::string("session field '") + key + "' has the wrong type: " + j.at(key).dump());
+  }
+}
+
+}  // namespace
+
+std::string example_text(const std::string& name) {
+  QFile file(QStringLiteral(":/examples/%1.txt").arg(QString::fromStdString(name)));
+  if (!file.open(QIODevice::ReadOnly)) throw ParamError("no built-in example named '" + name + "'");
+  return QString::fromUtf8(file.readAll()).trimmed().toStdString();
+}
+
+Session Session::with_default_example() {
+  Session s;
+  s.text = example_text("default");
+  return s;
+}
+
+nlohmann::json Session::to_json() const {
+  return nlohmann::json{{"format", kFormat},
+                        {"version", kVersion},
+                        {"text", text},
+                        {"model", model},
+                        {"weights", weights},
+                        {"variant", variant},
+                        {"params", params},
+                        {"causal", causal},
+                        {"seeds", {{"weights", weight_seed}, {"attention", attention_seed}}},
+                        {"layer", layer},
+                        {"head", head},
+                        {"view", view},
+                        {"colormap", colormap}};
+}
+
+Session Session::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw ParamError("a session must be a JSON object");
+  if (field<std::string>(j, "format", "") != kFormat) {
+    throw ParamError("not an AttnLab session (field 'format' must be \"attnlab-session\")");
+  }
+  const int version = field<int>(j, "version", 0);
+  if (version != kVersion) {
+    throw ParamError("session version " + std::to_string(version) + " is not supported; this AttnLab reads version " +
+                     std::to_string(kVersion));
+  }
+  Session s;
+  s.text = field<std::string>(j, "text", "");
+  s.model = field<std::string>(j, "model", s.model);
+  s.weights = field<std::string>(j, "weights", "");
+  s.variant = field<std::string>(j, "variant", s.variant);
+  s.params = j.contains("params") ? j.at("params") : nlohmann::json::object();
+  s.causal = field<bool>(j, "causal", false);
+  if (j.contains("seeds")) {
+    const auto& seeds = j.at("seeds");
+    if (!seeds.is_object()) throw ParamError("session field 'seeds' must be an object");
+    s.weight_seed = field<std::uint64_t>(seeds, "weights", s.weight_seed);
+    s.attention_seed = field<std::uint64_t>(seeds, "attention", s.attention_seed);
+  }
+  s.layer = field<int>(j, "layer", 0);
+  s.head = field<int>(j, "head", 0);
+  s.view = field<std::string>(j, "view", s.view);
+  s.colormap = field<std::string>(j, "colormap", s.colormap);
+
+  // Validate what can be checked without running the model.
+  const Attention& variant = Registry::builtin().get(s.variant);
+  Params params(variant.spec().params);
+  params.set_from_json(s.params);
+  if (s.view != "heatmap" && s.view != "heads") {
+    throw ParamError("session view '" + s.view + "' is not known; allowed: heatmap, heads");
+  }
+  if (!Colormap::find(QString::fromStdString(s.colormap))) {
+    throw ParamError("session colormap '" + s.colormap + "' is not known; allowed: " +
+                     Colormap::names().join(", ").toStdString());
+  }
+  if (s.layer < 0) throw ParamError("session layer must be 0 or more, got " + std::to_string(s.layer));
+  if (s.head < 0) throw ParamError("session head must be 0 or more, got " + std::to_string(s.head));
+  return s;
+}
+
+Session Session::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot open session '" + path + "'");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError("session '" + path + "' is not valid JSON (" + e.what() + ")");
+  }
+  try {
+    return from_json(j);
+  } catch (const ParamError& e) {
+    throw ParamError("session '" + path + "': " + e.what());
+  }
+}
+
+void Session::save(const std::string& path) const {
+  const std::string text_json = to_json().dump(2) + "\n";
+  write_file_atomically(path, [&](std::ostream& out) { out << text_json; });
+}
+
+PlaygroundRequest Session::to_request() const {
+  PlaygroundRequest r;
+  r.text = text;
+  r.model = model;
+  r.weights = weights;
+  r.variant = variant;
+  r.params = params;
+  r.causal = causal;
+  r.weight_seed = weight_seed;
+  r.attention_seed = attention_seed;
+  return r;
+}
+
+void Session::check_selection(const PlaygroundResult& result) const {
+  const auto layers = static_cast<int>(result.layers.size());
+  const auto heads = static_cast<int>(result.heads());
+  if (layer < 0 || layer >= layers) {
+    throw ParamError("layer " + std::to_string(layer) + " does not exist; model '" + result.model.name + "' has layers 0.." +
+                     std::to_string(layers - 1));
+  }
+  if (head < 0 || head >= heads) {
+    throw ParamError("head " + std::to_string(head) + " does not exist; model '" + result.model.name + "' has heads 0.." +
+                     std::to_string(heads - 1));
+  }
+}
+
+}  // namespace attnlab

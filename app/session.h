@@ -1,0 +1,49 @@
+// A session: everything the user set, saved as JSON so it reopens to the identical figure.
+//
+// {"format": "attnlab-session", "version": 1, "text": "...", "model": "tiny-encoder",
+//  "weights": "", "variant": "softmax", "params": {...}, "causal": false,
+//  "seeds": {"weights": 1, "attention": 1}, "layer": 0, "head": 0, "view": "heatmap",
+//  "colormap": "viridis"}
+#pragma once
+
+#include <QString>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "models/playground.h"
+
+namespace attnlab {
+
+struct Session {
+  std::string text;
+  std::string model = "tiny-encoder";
+  std::string weights;  // optional safetensors path
+  std::string variant = "softmax";
+  nlohmann::json params = nlohmann::json::object();
+  bool causal = false;
+  std::uint64_t weight_seed = 1;
+  std::uint64_t attention_seed = 1;
+  int layer = 0;  // 0-based
+  int head = 0;   // 0-based
+  std::string view = "heatmap";  // "heatmap" (one head) or "heads" (all heads of the layer)
+  std::string colormap = "viridis";
+
+  static Session with_default_example();  // the built-in example the window opens on
+
+  nlohmann::json to_json() const;
+  // Validates names and types (variant, params, view, colormap, seeds); throws ParamError.
+  static Session from_json(const nlohmann::json& j);
+  // Throws IoError / FormatError / ParamError naming the file.
+  static Session load(const std::string& path);
+  void save(const std::string& path) const;  // atomic
+
+  PlaygroundRequest to_request() const;
+  // Checks layer and head against a computed result; throws ParamError with the allowed range.
+  void check_selection(const PlaygroundResult& result) const;
+};
+
+// The text of a built-in example ("default", "coreference", "german", "long_paragraph").
+std::string example_text(const std::string& name);
+
+}  // namespace attnlab

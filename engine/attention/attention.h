@@ -1,0 +1,73 @@
+// The attention-variant contract.
+//
+// A variant is one file that declares a VariantSpec (name, paper, hyperparameter schema) and
+// implements forward(). Shapes, for H heads, Lq queries, Lk keys:
+//   q: [H, Lq, d]   k: [H, Lk, d]   v: [H, Lk, dv]   ->   output: [H, Lq, dv]
+// With a Trace, forward() also fills trace->weights [H, Lq, Lk] with the dense matrix it
+// effectively applied (for kernel methods: the implied normalised matrix) and, where the
+// variant has them, its own typed extras. Without a trace it takes its fast path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attention/params.h"
+#include "core/cancel.h"
+#include "core/tensor.h"
+
+namespace attnlab {
+
+struct VariantSpec {
+  std::string name;   // registry key, fixed forever: "softmax", "reformer_lsh", ...
+  std::string title;  // "Exact softmax attention"
+  std::string paper;  // "Vaswani et al. 2017, Attention Is All You Need"
+  std::string summary;  // one sentence for tooltips
+  std::vector<ParamSpec> params;
+};
+
+struct AttentionInput {
+  const Tensor& q;  // [H, Lq, d]
+  const Tensor& k;  // [H, Lk, d]
+  const Tensor& v;  // [H, Lk, dv]
+  bool causal = false;                            // query i sees keys j <= i (needs Lq == Lk)
+  const std::vector<std::uint8_t>* key_padding = nullptr;  // [Lk]; nonzero = padded, never attended
+  const Params* params = nullptr;                 // validated values for this variant's schema
+  std::uint64_t seed = 0;                         // for every random draw of the variant
+  const CancelToken* cancel = nullptr;
+};
+
+// Family-specific trace data (LSH buckets, routing clusters, block types, ...). A view checks
+// kind() to know whether it can draw a trace.
+class TraceExtras {
+ public:
+  virtual ~TraceExtras() = default;
+  virtual std::string_view kind() const = 0;
+  virtual nlohmann::json to_json() const = 0;
+};
+
+struct Trace {
+  Tensor weights;  // [H, Lq, Lk]; rows with at least one visible key sum to 1
+  std::shared_ptr<const TraceExtras> extras;
+};
+
+class Attention {
+ public:
+  virtual ~Attention() = default;
+  virtual const VariantSpec& spec() const = 0;
+  // Called with validated input (see validate_attention_input); may throw ParamError for
+  // combinations of values the schema cannot express, and CancelledError.
+  virtual Tensor forward(const AttentionInput& input, Trace* trace) const = 0;
+};
+
+// Checks ranks, matching head counts and dims, causal needing Lq == Lk, padding length, and
+// that every value is finite; throws ShapeError / ParamError naming the tensor and its shape.
+void validate_attention_input(const AttentionInput& input);
+
+// Validates the input (and fills in default params if none were given), then runs `variant`.
+Tensor run_attention(const Attention& variant, const AttentionInput& input, Trace* trace);
+
+}  // namespace attnlab

@@ -1,0 +1,90 @@
+#include "core/rng.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace attnlab {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+}  // namespace
+
+Rng::Rng(std::uint64_t seed) {
+  std::uint64_t state = seed;
+  for (auto& s : s_) s = splitmix64(state);
+}
+
+std::uint64_t Rng::next_u64() {
+  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const std::uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double Rng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+double Rng::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+
+double Rng::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_normal_;
+  }
+  double u1 = uniform();
+  while (u1 <= 0.0) u1 = uniform();
+  const double u2 = uniform();
+  const double radius = std::sqrt(-2.0 * std::log(u1));
+  const double angle = 2.0 * std::numbers::pi * u2;
+  spare_normal_ = radius * std::sin(angle);
+  has_spare_ = true;
+  return radius * std::cos(angle);
+}
+
+std::uint64_t Rng::below(std::uint64_t n) {
+  if (n == 0) throw ParamError("Rng::below(0): empty range");
+  // Rejection sampling removes the modulo bias.
+  const std::uint64_t limit = ~std::uint64_t{0} - (~std::uint64_t{0} % n);
+  std::uint64_t x = next_u64();
+  while (x >= limit) x = next_u64();
+  return x % n;
+}
+
+void Rng::fill_normal(Tensor& t, float mean, float stddev) {
+  float* p = t.data();
+  for (std::int64_t i = 0; i < t.size(); ++i) p[i] = mean + stddev * static_cast<float>(normal());
+}
+
+void Rng::fill_uniform(Tensor& t, float lo, float hi) {
+  float* p = t.data();
+  for (std::int64_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(uniform(lo, hi));
+}
+
+std::uint64_t Rng::derive(std::uint64_t seed, std::string_view stream) {
+  // FNV-1a over the name, mixed with the seed through splitmix64.
+  std::uint64_t h = 0xCBF29CE484222325ULL;
+  for (unsigned char c : stream) {
+    h ^= c;
+    h *= 0x100000001B3ULL;
+  }
+  std::uint64_t state = seed ^ h;
+  splitmix64(state);
+  return splitmix64(state);
+}
+
+}  // namespace attnlab

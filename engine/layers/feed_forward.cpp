@@ -1,0 +1,25 @@
+#include "layers/feed_forward.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+
+namespace attnlab {
+
+FeedForward FeedForward::seeded(std::int64_t d_model, std::int64_t d_ff, std::uint64_t seed) {
+  return FeedForward{Linear::seeded(d_model, d_ff, Rng::derive(seed, "up")),
+                     Linear::seeded(d_ff, d_model, Rng::derive(seed, "down"))};
+}
+
+void gelu_inplace(RowMatrix& x) {
+  const float inv_sqrt2 = 0.70710678118654752f;
+  x = x.unaryExpr([inv_sqrt2](float v) { return 0.5f * v * (1.0f + std::erf(v * inv_sqrt2)); });
+}
+
+RowMatrix FeedForward::forward(const RowMatrix& x) const {
+  RowMatrix h = up.forward(x);
+  gelu_inplace(h);
+  return down.forward(h);
+}
+
+}  // namespace attnlab

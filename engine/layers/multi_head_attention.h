@@ -1,0 +1,42 @@
+// Multi-head attention around any registered variant.
+//
+//   x: [L, D] -> q, k, v = x·W_q, x·W_k, x·W_v, split into heads: [H, L, D/H]
+//   -> variant(q, k, v): [H, L, D/H] -> concatenated heads [L, D] -> ·W_o: [L, D]
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attention/attention.h"
+#include "layers/linear.h"
+
+namespace attnlab {
+
+struct AttentionOptions {
+  const Attention* variant = nullptr;  // required
+  const Params* params = nullptr;      // the variant's values; defaults when null
+  bool causal = false;
+  const std::vector<std::uint8_t>* key_padding = nullptr;  // [L]
+  std::uint64_t seed = 0;
+  const CancelToken* cancel = nullptr;
+};
+
+struct MultiHeadAttention {
+  std::int64_t heads = 1;
+  Linear w_q, w_k, w_v, w_o;  // each [D, D]
+
+  // `qk_gain` scales the initial W_q and W_k; > 1 gives sharper attention maps for untrained,
+  // seeded weights.
+  static MultiHeadAttention seeded(std::int64_t d_model, std::int64_t heads, std::uint64_t seed,
+                                   float qk_gain = 1.0f);
+
+  // x: [L, D] -> [L, D]; trace (optional) gets weights [H, L, L] and the variant's extras.
+  RowMatrix forward(const RowMatrix& x, const AttentionOptions& options, Trace* trace) const;
+};
+
+// [L, H·d] -> [H, L, d]
+Tensor split_heads(const RowMatrix& x, std::int64_t heads);
+// [H, L, d] -> [L, H·d]
+RowMatrix merge_heads(const Tensor& x);
+
+}  // namespace attnlab

@@ -1,0 +1,197 @@
+// The GUI as a user meets it, under Xvfb: it opens on the example with a heatmap, reacts to
+// typing, hovering, zooming and clicking a head, keeps the last good result on bad input, and a
+// saved session reopens to the identical exported figure.
+#include <QComboBox>
+#include <QPlainTextEdit>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "head_grid.h"
+#include "heatmap_view.h"
+#include "main_window.h"
+
+using namespace attnlab;
+
+namespace {
+
+bool wait_for_result(QSignalSpy& spy, int previous_count) {
+  return spy.count() > previous_count || spy.wait(20000);
+}
+
+// Shows `w` at a size where the heatmap is large, and waits for its first result.
+bool show_and_wait(MainWindow& w, QSignalSpy& shown) {
+  w.resize(1400, 900);
+  w.show();
+  return QTest::qWaitForWindowExposed(&w) && wait_for_result(shown, 0);
+}
+
+// Fraction of pixels that differ between two images of the same size.
+double changed_fraction(const QImage& a, const QImage& b) {
+  if (a.size() != b.size()) return 1.0;
+  qint64 changed = 0;
+  for (int y = 0; y < a.height(); ++y)
+    for (int x = 0; x < a.width(); ++x) changed += a.pixel(x, y) != b.pixel(x, y);
+  return static_cast<double>(changed) / (static_cast<double>(a.width()) * a.height());
+}
+
+QImage heatmap_pixels(MainWindow& w) {
+  QTest::qWait(50);
+  return w.heatmap()->grabFramebuffer();
+}
+
+}  // namespace
+
+class TestGui : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+
+ private slots:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);  // never touch the user's settings
+    QCoreApplication::setOrganizationName("AttnLab-test");
+    QCoreApplication::setApplicationName("AttnLab-test");
+    const QString reason = HeatmapView::openGLUnavailableReason();
+    if (!reason.isEmpty()) QSKIP(qPrintable("no OpenGL 3.3 context here: " + reason));
+  }
+
+  void opens_on_the_example_and_reacts_to_typing() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    QCOMPARE(w.lastResult()->length(), 12);
+    QVERIFY(w.heatmap() != nullptr);
+    const QImage before = heatmap_pixels(w);
+    QVERIFY(changed_fraction(before, QImage(before.size(), before.format())) > 0.2);  // not blank
+
+    w.editor()->setFocus();
+    w.editor()->moveCursor(QTextCursor::End);
+    const int count = shown.count();
+    QTest::keyClicks(w.editor(), " Then it slept under a tree.");
+    QVERIFY(wait_for_result(shown, count));
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->length(), 19, 20000);
+    const QImage after = heatmap_pixels(w);
+    QVERIFY2(changed_fraction(before, after) > 0.05, "typing did not change the heatmap");
+    QVERIFY(w.errorText().isEmpty());
+  }
+
+  void bad_input_keeps_the_last_good_result() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QSignalSpy errors(&w, &MainWindow::errorShown);
+    QVERIFY(show_and_wait(w, shown));
+    const PlaygroundResultPtr good = w.lastResult();
+    const HeatmapDataPtr shown_data = w.heatmap()->data();
+    w.editor()->selectAll();
+    QTest::keyClick(w.editor(), Qt::Key_Delete);
+    QVERIFY(errors.wait(20000));
+    QVERIFY2(errors.last().first().toString().contains("no tokens"), qPrintable(errors.last().first().toString()));
+    QVERIFY(w.errorText().contains("showing the last good result"));
+    QCOMPARE(w.lastResult(), good);
+    QCOMPARE(w.heatmap()->data(), shown_data);  // the view still shows the last good matrix
+    // Fixing the input clears the error.
+    QTest::keyClicks(w.editor(), "hello world");
+    QVERIFY(shown.wait(20000));
+    QVERIFY(w.errorText().isEmpty());
+    QCOMPARE(w.lastResult()->length(), 2);
+  }
+
+  void hovering_marks_the_token_everywhere() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    const QPointF centre = w.heatmap()->cellRect(7, 6).center();  // query 'it', key 'because'
+    QTest::mouseMove(w.heatmap(), centre.toPoint());
+    QTRY_COMPARE(w.heatmap()->highlightedToken(), 7);
+    const auto selections = w.editor()->extraSelections();
+    QCOMPARE(selections.size(), 2);
+    QCOMPARE(selections[0].cursor.selectedText(), QStringLiteral("it"));
+    QCOMPARE(selections[1].cursor.selectedText(), QStringLiteral("because"));
+    // And the other way: putting the text cursor in "street" marks token 5 in the heatmap.
+    QTextCursor cursor = w.editor()->textCursor();
+    cursor.setPosition(static_cast<int>(QString("The animal didn't cross the str").size()));
+    w.editor()->setTextCursor(cursor);
+    QCOMPARE(w.heatmap()->highlightedToken(), 5);
+  }
+
+  void zoom_and_head_selection_change_the_view() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    const QImage before = heatmap_pixels(w);
+    // 12 tokens fill the view with large cells; the zoom stops at ~80 px per cell.
+    w.heatmap()->zoomAt(3.0, w.heatmap()->plotRect().center());
+    QVERIFY(w.heatmap()->zoom() > 1.2);
+    QVERIFY(changed_fraction(before, heatmap_pixels(w)) > 0.1);
+    w.heatmap()->resetView();
+
+    const QRect thumb = w.headGrid()->thumbnailRect(5);
+    QTest::mouseClick(w.headGrid(), Qt::LeftButton, Qt::NoModifier, thumb.center());
+    QCOMPARE(w.headGrid()->currentHead(), 5);
+    QCOMPARE(w.currentSession().head, 5);
+    QVERIFY(w.heatmap()->data()->title.contains("head 5"));
+    QVERIFY(changed_fraction(before, heatmap_pixels(w)) > 0.05);
+  }
+
+  void reopened_session_exports_the_identical_figure() {
+    const QString session = dir_.filePath("s.json");
+    const QString first = dir_.filePath("first.png"), second = dir_.filePath("second.png");
+    {
+      MainWindow w;
+      QSignalSpy shown(&w, &MainWindow::resultShown);
+      QVERIFY(show_and_wait(w, shown));
+      Session s = w.currentSession();
+      s.text = "Sessions reopen to the identical picture.";
+      s.causal = true;
+      s.weight_seed = 42;
+      s.layer = 2;
+      s.head = 3;
+      s.colormap = "cividis";
+      const int count = shown.count();
+      w.applySession(s);
+      QVERIFY(wait_for_result(shown, count));
+      QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->weight_seed, std::uint64_t{42}, 20000);
+      QVERIFY(w.saveSessionFile(session));
+      w.exportCurrentView(first, 120);
+    }
+    MainWindow w2;
+    QSignalSpy shown2(&w2, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w2, shown2));
+    const int count = shown2.count();
+    QVERIFY(w2.openSessionFile(session));
+    QVERIFY(wait_for_result(shown2, count));
+    QTRY_COMPARE_WITH_TIMEOUT(w2.lastResult()->weight_seed, std::uint64_t{42}, 20000);
+    QCOMPARE(w2.currentSession().to_json(), Session::load(session.toStdString()).to_json());
+    w2.exportCurrentView(second, 120);
+    const QImage a(first), b(second);
+    QVERIFY(!a.isNull());
+    QCOMPARE(a, b);
+  }
+
+  void broken_session_changes_nothing() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    const nlohmann::json before = w.currentSession().to_json();
+    const QString bad = dir_.filePath("bad.json");
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(R"({"format": "attnlab-session", "version": 1, "variant": "nope"})");
+    f.close();
+    QVERIFY(!w.openSessionFile(bad));
+    QVERIFY(w.errorText().contains("unknown attention variant 'nope'"));
+    QCOMPARE(w.currentSession().to_json(), before);
+  }
+};
+
+int main(int argc, char** argv) {
+  HeatmapView::useAsDefaultFormat();
+  QApplication app(argc, argv);
+  TestGui test;
+  return QTest::qExec(&test, argc, argv);
+}
+
+#include "test_gui.moc"

@@ -1,0 +1,248 @@
+// attnlab-cli, run as a user would: every command, good and bad inputs. Errors must be one line
+// on stderr, a non-zero exit (2 for command-line mistakes, 1 otherwise), never a crash, and
+// never a partial or replaced output file.
+#include <QFile>
+#include <QImage>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/npy.h"
+#include "test_support.h"
+
+using namespace attnlab;
+using attnlab::test::random_tensor;
+
+namespace {
+
+struct CliRun {
+  int exit_code = -1;
+  bool crashed = false;
+  QString out;
+  QString err;
+};
+
+CliRun cli(const QStringList& args) {
+  QProcess p;
+  p.start(QStringLiteral(ATTNLAB_CLI_PATH), args);
+  const bool finished = p.waitForFinished(120000);
+  CliRun r;
+  r.crashed = !finished || p.exitStatus() != QProcess::NormalExit;
+  r.exit_code = p.exitCode();
+  r.out = QString::fromUtf8(p.readAllStandardOutput());
+  r.err = QString::fromUtf8(p.readAllStandardError());
+  return r;
+}
+
+// A failed command: the expected exit code, one line on stderr containing `part`.
+void expect_failure(const CliRun& r, int code, const QString& part) {
+  QVERIFY2(!r.crashed, "attnlab-cli crashed");
+  QVERIFY2(r.exit_code == code, qPrintable(QString("exit %1, expected %2; stderr: %3").arg(r.exit_code).arg(code).arg(r.err)));
+  QVERIFY2(r.err.count(QLatin1Char('\n')) == 1, qPrintable("stderr is not one line: " + r.err));
+  QVERIFY2(r.err.contains(part), qPrintable("stderr '" + r.err.trimmed() + "' lacks '" + part + "'"));
+}
+
+QByteArray read_bytes(const QString& path) {
+  QFile f(path);
+  return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+}  // namespace
+
+class TestCli : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir dir_;
+  QString path(const QString& name) const { return dir_.filePath(name); }
+
+ private slots:
+  void variants_lists_the_registry() {
+    const CliRun r = cli({"variants", "--json"});
+    QCOMPARE(r.exit_code, 0);
+    const auto list = nlohmann::json::parse(r.out.toStdString());
+    QVERIFY(list.is_array());
+    bool found = false;
+    for (const auto& v : list) {
+      QVERIFY(v.contains("name") && v.contains("paper") && v.contains("params"));
+      for (const auto& p : v["params"]) {
+        for (const char* key : {"key", "type", "default", "min", "max", "help"}) QVERIFY2(p.contains(key), key);
+      }
+      found = found || v["name"] == "softmax";
+    }
+    QVERIFY(found);
+    const CliRun text = cli({"variants"});
+    QCOMPARE(text.exit_code, 0);
+    QVERIFY(text.out.contains("softmax"));
+  }
+
+  // attend on [L, d] inputs against a naive computation written here.
+  void attend_matches_naive_attention() {
+    const int L = 9, d = 4, dv = 3;
+    const Tensor q = random_tensor({L, d}, 1), k = random_tensor({L, d}, 2), v = random_tensor({L, dv}, 3);
+    write_npy(path("q.npy").toStdString(), q);
+    write_npy(path("k.npy").toStdString(), k);
+    write_npy(path("v.npy").toStdString(), v);
+    const CliRun r = cli({"attend", "--variant", "softmax", "--q", path("q.npy"), "--k", path("k.npy"), "--v", path("v.npy"),
+                          "--out", path("o.npy"), "--weights", path("w.npy"), "--trace", path("t.json")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const Tensor o = read_npy(path("o.npy").toStdString());
+    const Tensor w = read_npy(path("w.npy").toStdString());
+    QCOMPARE(o.shape(), (Shape{L, dv}));
+    QCOMPARE(w.shape(), (Shape{L, L}));
+    for (int i = 0; i < L; ++i) {
+      double logits[L], m = -1e300, total = 0;
+      for (int j = 0; j < L; ++j) {
+        double dot = 0;
+        for (int c = 0; c < d; ++c) dot += q.at(i, c) * k.at(j, c);
+        logits[j] = dot / std::sqrt(static_cast<double>(d));
+        m = std::max(m, logits[j]);
+      }
+      for (int j = 0; j < L; ++j) total += std::exp(logits[j] - m);
+      for (int c = 0; c < dv; ++c) {
+        double expected = 0;
+        for (int j = 0; j < L; ++j) expected += std::exp(logits[j] - m) / total * v.at(j, c);
+        QVERIFY(std::abs(o.at(i, c) - expected) < 1e-5);
+      }
+      for (int j = 0; j < L; ++j) QVERIFY(std::abs(w.at(i, j) - std::exp(logits[j] - m) / total) < 1e-6);
+    }
+    std::ifstream trace_file(path("t.json").toStdString());
+    const auto trace = nlohmann::json::parse(trace_file);
+    QCOMPARE(trace["variant"].get<std::string>(), std::string("softmax"));
+    QCOMPARE(trace["extras"]["kind"].get<std::string>(), std::string("softmax"));
+    QCOMPARE(trace["extras"]["logsumexp"].size(), std::size_t{1});
+  }
+
+  void attend_multi_head_causal() {
+    const Tensor q = random_tensor({3, 6, 4}, 4), k = random_tensor({3, 6, 4}, 5), v = random_tensor({3, 6, 2}, 6);
+    write_npy(path("q3.npy").toStdString(), q);
+    write_npy(path("k3.npy").toStdString(), k);
+    write_npy(path("v3.npy").toStdString(), v);
+    const CliRun r = cli({"attend", "--variant=softmax", "--q", path("q3.npy"), "--k", path("k3.npy"), "--v", path("v3.npy"),
+                          "--causal", "--out", path("o3.npy"), "--weights", path("w3.npy")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QCOMPARE(read_npy(path("o3.npy").toStdString()).shape(), (Shape{3, 6, 2}));
+    const Tensor w = read_npy(path("w3.npy").toStdString());
+    QCOMPARE(w.shape(), (Shape{3, 6, 6}));
+    for (int h = 0; h < 3; ++h)
+      for (int i = 0; i < 6; ++i)
+        for (int j = i + 1; j < 6; ++j) QCOMPARE(w.at(h, i, j), 0.0f);
+    // Causal position 0 attends only to itself: its output is v_0.
+    const Tensor o = read_npy(path("o3.npy").toStdString());
+    for (int h = 0; h < 3; ++h) QVERIFY(std::abs(o.at(h, 0, 1) - v.at(h, 0, 1)) < 1e-6f);
+  }
+
+  void attend_fails_cleanly() {
+    const Tensor q = random_tensor({5, 4}, 7), k_bad = random_tensor({5, 3}, 8);
+    write_npy(path("qa.npy").toStdString(), q);
+    write_npy(path("kbad.npy").toStdString(), k_bad);
+    // A float64 .npy written by hand.
+    {
+      std::ofstream f(path("f64.npy").toStdString(), std::ios::binary);
+      std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 4), }";
+      header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+      header += '\n';
+      const std::uint16_t len = static_cast<std::uint16_t>(header.size());
+      f << "\x93NUMPY" << '\x01' << '\x00';
+      f.write(reinterpret_cast<const char*>(&len), 2);
+      f << header << std::string(5 * 4 * 8, '\0');
+    }
+    const QString qa = path("qa.npy");
+    // An existing output must survive every failure below.
+    QFile existing(path("keep.npy"));
+    QVERIFY(existing.open(QIODevice::WriteOnly));
+    existing.write("precious");
+    existing.close();
+    const QStringList base = {"attend", "--variant", "softmax", "--q", qa, "--k", qa, "--v", qa, "--out", path("keep.npy")};
+
+    expect_failure(cli({"attend", "--variant", "softmax", "--k", qa, "--v", qa, "--out", path("x.npy")}), 2, "needs --q");
+    expect_failure(cli(QStringList(base) << "--bogus"), 2, "unknown option '--bogus'");
+    expect_failure(cli({"attend", "--variant", "softmax", "--q", path("missing.npy"), "--k", qa, "--v", qa, "--out", path("keep.npy")}),
+                   1, "missing.npy");
+    expect_failure(cli({"attend", "--variant", "softmax", "--q", path("f64.npy"), "--k", qa, "--v", qa, "--out", path("keep.npy")}),
+                   1, "'<f8'");
+    expect_failure(cli({"attend", "--variant", "softmax", "--q", qa, "--k", path("kbad.npy"), "--v", qa, "--out", path("keep.npy")}),
+                   1, "head dim");
+    expect_failure(cli({"attend", "--variant", "nope", "--q", qa, "--k", qa, "--v", qa, "--out", path("keep.npy")}), 1,
+                   "unknown attention variant 'nope'");
+    expect_failure(cli(QStringList(base) << "--param" << "blocks=3"), 1, "unknown parameter 'blocks'");
+    expect_failure(cli(QStringList(base) << "--seed" << "-4"), 1, "--seed=-4");
+    expect_failure(cli({"attend", "--variant", "softmax", "--q", qa, "--k", qa, "--v", qa, "--out", path("no/such/dir/o.npy")}), 1,
+                   "does not exist");
+    QCOMPARE(read_bytes(path("keep.npy")), QByteArray("precious"));
+    QVERIFY(!QFile::exists(path("x.npy")));
+  }
+
+  void figure_renders_every_format() {
+    for (const QString ext : {"png", "svg", "pdf", "npy", "csv"}) {
+      const QString out = path("fig." + ext);
+      const CliRun r = cli({"figure", "--text", "The animal didn't cross the street because it was too tired.", "--layer", "1",
+                            "--head", "2", "--out", out});
+      QVERIFY2(r.exit_code == 0, qPrintable(ext + ": " + r.err));
+      const QByteArray bytes = read_bytes(out);
+      QVERIFY2(bytes.size() > 100, qPrintable(ext));
+      if (ext == "png") QVERIFY(!QImage(out).isNull());
+      if (ext == "svg") QVERIFY(bytes.contains("<svg"));
+      if (ext == "pdf") QVERIFY(bytes.startsWith("%PDF-"));
+      if (ext == "npy") QCOMPARE(read_npy(out.toStdString()).shape(), (Shape{12, 12}));  // 11 words and the full stop
+      if (ext == "csv") QVERIFY(bytes.contains("animal"));
+    }
+    const CliRun heads = cli({"figure", "--text", "one two three four", "--view", "heads", "--out", path("heads.png")});
+    QVERIFY2(heads.exit_code == 0, qPrintable(heads.err));
+    QVERIFY(!QImage(path("heads.png")).isNull());
+  }
+
+  // A session renders to exactly the figure its settings give on the command line.
+  void figure_from_session_matches_explicit_arguments() {
+    const nlohmann::json session = {{"format", "attnlab-session"}, {"version", 1}, {"text", "Das Mädchen liest ein Buch."},
+                                    {"model", "tiny-encoder"}, {"variant", "softmax"}, {"params", nlohmann::json::object()},
+                                    {"causal", true}, {"seeds", {{"weights", 7}, {"attention", 3}}}, {"layer", 2}, {"head", 5},
+                                    {"view", "heatmap"}, {"colormap", "magma"}};
+    std::ofstream(path("s.json").toStdString()) << session.dump(2);
+    QCOMPARE(cli({"figure", "--session", path("s.json"), "--out", path("a.png")}).exit_code, 0);
+    QCOMPARE(cli({"figure", "--text", "Das Mädchen liest ein Buch.", "--causal", "--weight-seed", "7", "--seed", "3", "--layer",
+                  "2", "--head", "5", "--colormap", "magma", "--out", path("b.png")})
+                 .exit_code,
+             0);
+    const QImage a(path("a.png")), b(path("b.png"));
+    QVERIFY(!a.isNull());
+    QCOMPARE(a, b);
+    // Another weight seed changes the picture.
+    QCOMPARE(cli({"figure", "--session", path("s.json"), "--weight-seed", "8", "--out", path("c.png")}).exit_code, 0);
+    QVERIFY(QImage(path("c.png")) != a);
+  }
+
+  void figure_fails_cleanly() {
+    const QStringList text = {"figure", "--text", "a short text"};
+    expect_failure(cli(QStringList(text) << "--layer" << "9" << "--out" << path("f.png")), 1, "layer 9 does not exist");
+    expect_failure(cli(QStringList(text) << "--head" << "8" << "--out" << path("f.png")), 1, "head 8 does not exist");
+    expect_failure(cli(QStringList(text) << "--colormap" << "jet" << "--out" << path("f.png")), 1, "colormap 'jet'");
+    expect_failure(cli(QStringList(text) << "--out" << path("f.bmp")), 1, ".png");
+    expect_failure(cli(QStringList(text) << "--dpi" << "5" << "--out" << path("f.png")), 1, "dpi");
+    expect_failure(cli(QStringList(text) << "--view" << "nope" << "--out" << path("f.png")), 1, "view 'nope'");
+    expect_failure(cli(QStringList(text) << "--model" << "gigantic" << "--out" << path("f.png")), 1, "unknown model 'gigantic'");
+    expect_failure(cli({"figure", "--text", "  ", "--out", path("f.png")}), 1, "no tokens");
+    expect_failure(cli({"figure", "--text", "x", "--session", path("s.json"), "--out", path("f.png")}), 2, "exactly one of");
+    expect_failure(cli({"figure", "--session", path("nonexistent.json"), "--out", path("f.png")}), 1, "nonexistent.json");
+    std::ofstream(path("broken.json").toStdString()) << "{ not json";
+    expect_failure(cli({"figure", "--session", path("broken.json"), "--out", path("f.png")}), 1, "not valid JSON");
+    QVERIFY(!QFile::exists(path("f.png")));
+    QVERIFY(!QFile::exists(path("f.bmp")));
+  }
+
+  void usage_errors() {
+    expect_failure(cli({}), 2, "");
+    expect_failure(cli({"frobnicate"}), 2, "unknown command 'frobnicate'");
+    const CliRun help = cli({"--help"});
+    QCOMPARE(help.exit_code, 0);
+    QVERIFY(help.out.contains("attend"));
+    const CliRun info = cli({"info"});
+    QCOMPARE(info.exit_code, 0);
+    QVERIFY(info.out.contains("CPU") || info.out.contains("CUDA"));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"
