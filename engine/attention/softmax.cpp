@@ -9,8 +9,8 @@
 // and the unnormalised output, rescaling them by exp(m_old - m_new) whenever the maximum grows.
 // The L x L matrix is never materialised: memory is O(L·d) plus one block per thread.
 //
-// Masked entries are set to exactly 0 after exponentiation (not left to exp(-inf) inside a
-// vectorised exp, which may clamp), so a masked key has no influence at all on a query: in
+// Masked entries are set to exactly 0 after exponentiation, by position (not left to exp(-inf)
+// inside a vectorised exp, which may clamp), so a masked key has no influence at all on a query: in
 // causal mode, changing token j leaves the outputs of queries before j bit-identical.
 // A query with no visible key (every key padded) gets output 0 and a zero weight row.
 #include <omp.h>
@@ -78,12 +78,20 @@ void mask_logits(Block& block, std::int64_t q0, std::int64_t k0, bool causal,
   }
 }
 
-// After exponentiation: force exact zeros where the logit was -inf.
-template <typename Block, typename Logits>
-void zero_masked(Block& probs, const Logits& logits) {
-  for (std::int64_t r = 0; r < probs.rows(); ++r)
-    for (std::int64_t c = 0; c < probs.cols(); ++c)
-      if (logits(r, c) == kNegInf) probs(r, c) = 0.0f;
+// After exponentiation: exact zeros for the keys query `query` must not see, found from the
+// mask's structure (not by comparing values), for the key range [k0, k0 + row.size()).
+template <typename Row>
+void zero_hidden_keys(Row&& row, std::int64_t query, std::int64_t k0, bool causal,
+                      const std::vector<std::uint8_t>* padding) {
+  const std::int64_t cols = row.size();
+  if (causal) {
+    const std::int64_t first_hidden = std::max<std::int64_t>(query + 1 - k0, 0);
+    if (first_hidden < cols) row.tail(cols - first_hidden).setZero();
+  }
+  if (padding) {
+    for (std::int64_t c = 0; c < cols; ++c)
+      if ((*padding)[static_cast<std::size_t>(k0 + c)]) row(c) = 0.0f;
+  }
 }
 
 class SoftmaxAttention final : public Attention {
@@ -106,9 +114,9 @@ class SoftmaxAttention final : public Attention {
   Tensor forward_dense(const AttentionInput& in, Trace& trace) const {
     const std::int64_t H = in.q.dim(0), Lq = in.q.dim(1), Lk = in.k.dim(1), dv = in.v.dim(2);
     const float scale = 1.0f / std::sqrt(static_cast<float>(in.q.dim(2)));
-    Tensor out({H, Lq, dv});
-    Tensor weights({H, Lq, Lk});
-    Tensor lse({H, Lq});
+    Tensor out = Tensor::uninitialized({H, Lq, dv});
+    Tensor weights = Tensor::uninitialized({H, Lq, Lk});  // every row is written below
+    Tensor lse = Tensor::uninitialized({H, Lq});
     bool cancelled = false;
 #pragma omp parallel for schedule(dynamic)
     for (std::int64_t h = 0; h < H; ++h) {
@@ -127,9 +135,8 @@ class SoftmaxAttention final : public Attention {
           lse.at(h, i) = kNegInf;
           continue;
         }
-        RowVector logits = row;
-        row = (logits.array() - m).exp().matrix();
-        zero_masked(row, logits);
+        row = (row.array() - m).exp().matrix();
+        zero_hidden_keys(row, i, 0, in.causal, in.key_padding);
         const float sum = row.sum();
         row /= sum;
         lse.at(h, i) = m + std::log(sum);
@@ -145,7 +152,7 @@ class SoftmaxAttention final : public Attention {
   Tensor forward_blockwise(const AttentionInput& in) const {
     const std::int64_t H = in.q.dim(0), Lq = in.q.dim(1), Lk = in.k.dim(1), dv = in.v.dim(2);
     const float scale = 1.0f / std::sqrt(static_cast<float>(in.q.dim(2)));
-    Tensor out({H, Lq, dv});
+    Tensor out = Tensor::uninitialized({H, Lq, dv});  // every row is written below
     const std::int64_t query_blocks = (Lq + kQueryBlock - 1) / kQueryBlock;
     bool cancelled = false;
 #pragma omp parallel
@@ -180,18 +187,14 @@ class SoftmaxAttention final : public Attention {
           s.noalias() = (q * k_all.middleRows(k0, cols).transpose()) * scale;
           mask_logits(s, q0, k0, in.causal, in.key_padding);
           for (std::int64_t r = 0; r < rows; ++r) {
-            const float block_max = s.row(r).maxCoeff();
-            const float m_new = std::max(m(r), block_max);
+            const float m_new = std::max(m(r), s.row(r).maxCoeff());
             if (m_new == kNegInf) {  // nothing visible to this query yet
               p.row(r).setZero();
               continue;
             }
             const float rescale = m(r) == kNegInf ? 0.0f : std::exp(m(r) - m_new);
             p.row(r) = (s.row(r).array() - m_new).exp().matrix();
-            if (block_max == kNegInf || in.causal || in.key_padding) {
-              auto pr = p.row(r);
-              zero_masked(pr, s.row(r));
-            }
+            zero_hidden_keys(p.row(r), q0 + r, k0, in.causal, in.key_padding);
             l(r) = l(r) * rescale + p.row(r).sum();
             o.row(r) *= rescale;
             m(r) = m_new;

@@ -24,6 +24,10 @@ std::int64_t allocation_limit_bytes() noexcept;
 // Peak resident set size of this process (VmHWM) in bytes, 0 if unknown.
 std::int64_t process_high_water_bytes() noexcept;
 
+// Frees the large tensor blocks kept for reuse (see tensor.cpp); the counters above count only
+// live tensors, never cached blocks.
+void release_cached_blocks() noexcept;
+
 // "1.5 GiB", "512 KiB": for messages.
 const char* format_bytes(std::int64_t bytes, char* buffer, std::size_t size) noexcept;
 

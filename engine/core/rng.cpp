@@ -1,7 +1,6 @@
 #include "core/rng.h"
 
 #include <cmath>
-#include <numbers>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -46,14 +45,18 @@ double Rng::normal() {
     has_spare_ = false;
     return spare_normal_;
   }
-  double u1 = uniform();
-  while (u1 <= 0.0) u1 = uniform();
-  const double u2 = uniform();
-  const double radius = std::sqrt(-2.0 * std::log(u1));
-  const double angle = 2.0 * std::numbers::pi * u2;
-  spare_normal_ = radius * std::sin(angle);
+  // Polar method: a point uniform in the unit disc gives two independent normals, with one
+  // log and one sqrt and no trigonometry.
+  double x = 0, y = 0, r2 = 0;
+  do {
+    x = 2.0 * uniform() - 1.0;
+    y = 2.0 * uniform() - 1.0;
+    r2 = x * x + y * y;
+  } while (r2 >= 1.0 || r2 == 0.0);
+  const double scale = std::sqrt(-2.0 * std::log(r2) / r2);
+  spare_normal_ = y * scale;
   has_spare_ = true;
-  return radius * std::cos(angle);
+  return x * scale;
 }
 
 std::uint64_t Rng::below(std::uint64_t n) {
@@ -73,6 +76,26 @@ void Rng::fill_normal(Tensor& t, float mean, float stddev) {
 void Rng::fill_uniform(Tensor& t, float lo, float hi) {
   float* p = t.data();
   for (std::int64_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(uniform(lo, hi));
+}
+
+void Rng::fill_normal_chunked(Tensor& t, std::uint64_t seed, float mean, float stddev) {
+  fill_normal_chunked(t.data(), t.size(), seed, mean, stddev);
+}
+
+void Rng::fill_normal_chunked(float* p, std::int64_t n, std::uint64_t seed, float mean, float stddev) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    Rng rng(derive(seed, static_cast<std::uint64_t>(c)));
+    const std::int64_t end = std::min(n, (c + 1) * kChunk);
+    for (std::int64_t i = c * kChunk; i < end; ++i) p[i] = mean + stddev * static_cast<float>(rng.normal());
+  }
+}
+
+std::uint64_t Rng::derive(std::uint64_t seed, std::uint64_t index) {
+  std::uint64_t state = seed ^ (index * 0xD1B54A32D192ED03ULL);
+  splitmix64(state);
+  return splitmix64(state);
 }
 
 std::uint64_t Rng::derive(std::uint64_t seed, std::string_view stream) {

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <new>
 #include <sstream>
 
@@ -18,10 +20,74 @@ std::string shape_to_string(const Shape& shape) {
   return out.str();
 }
 
+namespace {
+
+// Freed large blocks are kept and handed out again for the same size. The playground allocates
+// the same shapes on every keystroke, and touching fresh pages can cost more than the
+// computation: on this project's VMs a first-touch page fault costs ~10 µs, so a new 8 MiB
+// weight tensor took 20 ms before any arithmetic. Blocks below kMinCachedBytes go straight to
+// malloc, which keeps small blocks itself; the cache never holds more than its capacity.
+class BlockCache {
+ public:
+  static constexpr std::size_t kMinCachedBytes = std::size_t{1} << 20;
+
+  static BlockCache& instance() {
+    static BlockCache cache;
+    return cache;
+  }
+
+  void* take(std::size_t bytes) {
+    if (bytes < kMinCachedBytes) return nullptr;
+    std::lock_guard lock(mutex_);
+    const auto it = blocks_.find(bytes);
+    if (it == blocks_.end()) return nullptr;
+    void* p = it->second;
+    blocks_.erase(it);
+    cached_bytes_ -= bytes;
+    return p;
+  }
+
+  // Keeps `p` for reuse if there is room; returns false when the caller must free it.
+  bool keep(void* p, std::size_t bytes) {
+    if (bytes < kMinCachedBytes) return false;
+    std::lock_guard lock(mutex_);
+    if (cached_bytes_ + bytes > capacity()) return false;
+    blocks_.emplace(bytes, p);
+    cached_bytes_ += bytes;
+    return true;
+  }
+
+  void release_all() {
+    std::lock_guard lock(mutex_);
+    for (auto& [bytes, p] : blocks_) std::free(p);
+    blocks_.clear();
+    cached_bytes_ = 0;
+  }
+
+ private:
+  static std::size_t capacity() {
+    return static_cast<std::size_t>(std::min<std::int64_t>(std::int64_t{512} << 20, memory::physical_bytes() / 16));
+  }
+  std::mutex mutex_;
+  std::multimap<std::size_t, void*> blocks_;
+  std::size_t cached_bytes_ = 0;
+};
+
+std::size_t block_bytes(std::size_t n, std::size_t element) { return std::max<std::size_t>(64, ((n * element + 63) / 64) * 64); }
+
+}  // namespace
+
+void memory::release_cached_blocks() noexcept { BlockCache::instance().release_all(); }
+
 template <typename T>
 T* TrackedAllocator<T>::allocate(std::size_t n) {
-  const std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  const std::size_t bytes = block_bytes(n, sizeof(T));
+  void* p = BlockCache::instance().take(bytes);
+  if (!p) p = std::aligned_alloc(64, bytes);
+  if (!p) {
+    BlockCache::instance().release_all();  // memory is short: give the cache back and retry
+    p = std::aligned_alloc(64, bytes);
+  }
   if (!p) throw std::bad_alloc();
   memory::on_allocate(n * sizeof(T));
   return static_cast<T*>(p);
@@ -30,7 +96,7 @@ T* TrackedAllocator<T>::allocate(std::size_t n) {
 template <typename T>
 void TrackedAllocator<T>::deallocate(T* p, std::size_t n) noexcept {
   memory::on_free(n * sizeof(T));
-  std::free(p);
+  if (!BlockCache::instance().keep(p, block_bytes(n, sizeof(T)))) std::free(p);
 }
 
 template struct TrackedAllocator<float>;
@@ -59,8 +125,14 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
   data_.assign(static_cast<std::size_t>(checked_element_count(shape_)), 0.0f);
 }
 
+Tensor::Tensor(Shape shape, NoInit) : shape_(std::move(shape)) {
+  data_.resize(static_cast<std::size_t>(checked_element_count(shape_)));  // default-insert: no clearing
+}
+
+Tensor Tensor::uninitialized(Shape shape) { return Tensor(std::move(shape), NoInit{}); }
+
 Tensor Tensor::from_data(Shape shape, const float* data, std::size_t count) {
-  Tensor t(std::move(shape));
+  Tensor t = uninitialized(std::move(shape));
   if (static_cast<std::size_t>(t.size()) != count) {
     throw ShapeError("shape " + t.shape_string() + " holds " + std::to_string(t.size()) +
                      " elements, but " + std::to_string(count) + " were given");

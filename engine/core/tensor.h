@@ -37,6 +37,16 @@ struct TrackedAllocator {
   TrackedAllocator(const TrackedAllocator<U>&) noexcept {}
   T* allocate(std::size_t n);
   void deallocate(T* p, std::size_t n) noexcept;
+  // Default-insertion leaves floats uninitialised (vector::resize then costs no memset); value
+  // initialisation (assign, resize with a value) still writes.
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
   template <typename U>
   bool operator==(const TrackedAllocator<U>&) const noexcept { return true; }
 };
@@ -52,6 +62,9 @@ class Tensor {
   Tensor(std::initializer_list<std::int64_t> shape) : Tensor(Shape(shape)) {}
   // Copies `data` (must hold exactly the number of elements of `shape`).
   static Tensor from_data(Shape shape, const float* data, std::size_t count);
+  // A tensor whose values are unspecified, for outputs the caller overwrites completely
+  // (saves clearing megabytes that are written again at once).
+  static Tensor uninitialized(Shape shape);
   static Tensor from_matrix(const RowMatrix& m);  // shape [rows, cols]
 
   const Shape& shape() const { return shape_; }
@@ -87,6 +100,10 @@ class Tensor {
   void fill(float value);
 
  private:
+  // Storage whose elements are left as allocated (see uninitialized()).
+  struct NoInit {};
+  Tensor(Shape shape, NoInit);
+
   Shape shape_;
   Storage data_;
 };

@@ -8,10 +8,10 @@
 namespace attnlab {
 
 TokenEmbedding TokenEmbedding::seeded(std::int64_t vocab, std::int64_t d_model, std::uint64_t seed) {
-  Tensor t({vocab, d_model});
-  Rng rng(seed);
-  rng.fill_normal(t, 0.0f, 1.0f / std::sqrt(static_cast<float>(d_model)));
-  return TokenEmbedding{t.matrix()};
+  checked_element_count({vocab, d_model});  // refuse impossible sizes before allocating
+  TokenEmbedding e{RowMatrix(vocab, d_model)};
+  Rng::fill_normal_chunked(e.table.data(), e.table.size(), seed, 0.0f, 1.0f / std::sqrt(static_cast<float>(d_model)));
+  return e;
 }
 
 RowMatrix sinusoidal_positions(std::int64_t length, std::int64_t d_model) {

@@ -1,6 +1,7 @@
 #include "layers/feed_forward.h"
 
 #include <cmath>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "core/rng.h"
 
@@ -12,8 +13,9 @@ FeedForward FeedForward::seeded(std::int64_t d_model, std::int64_t d_ff, std::ui
 }
 
 void gelu_inplace(RowMatrix& x) {
+  // Eigen's packet erf is vectorised; a scalar std::erf per element was 10% of a forward pass.
   const float inv_sqrt2 = 0.70710678118654752f;
-  x = x.unaryExpr([inv_sqrt2](float v) { return 0.5f * v * (1.0f + std::erf(v * inv_sqrt2)); });
+  x.array() *= 0.5f * (1.0f + (x.array() * inv_sqrt2).erf());
 }
 
 RowMatrix FeedForward::forward(const RowMatrix& x) const {

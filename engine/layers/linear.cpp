@@ -9,10 +9,9 @@ namespace attnlab {
 
 Linear Linear::seeded(std::int64_t in, std::int64_t out, std::uint64_t seed, float gain) {
   Linear layer;
-  Tensor w({in, out});
-  Rng rng(seed);
-  rng.fill_normal(w, 0.0f, gain / std::sqrt(static_cast<float>(in)));
-  layer.weight = w.matrix();
+  checked_element_count({in, out});  // refuse impossible sizes before allocating
+  layer.weight.resize(in, out);
+  Rng::fill_normal_chunked(layer.weight.data(), layer.weight.size(), seed, 0.0f, gain / std::sqrt(static_cast<float>(in)));
   layer.bias = RowVector::Zero(out);
   return layer;
 }

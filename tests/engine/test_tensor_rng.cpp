@@ -1,5 +1,6 @@
 // Tensors, the seeded RNG, the memory meter and atomic file writes.
 #include <QtTest>
+#include <omp.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -116,6 +117,28 @@ class TestTensorRng : public QObject {
     for (int i = 0; i < 70000; ++i) ++counts[rng.below(7)];
     for (int c : counts) QVERIFY(std::abs(c - 10000) < 500);
     EXPECT_ERROR(ParamError, rng.below(0), "empty range");
+  }
+
+  // Weights are drawn in fixed chunks with their own streams: same numbers on any thread count.
+  void chunked_normals_do_not_depend_on_threads() {
+    Tensor one({3, 10000}), two({3, 10000});
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    Rng::fill_normal_chunked(one, 77, 0.5f, 2.0f);
+    omp_set_num_threads(std::max(2, threads));
+    Rng::fill_normal_chunked(two, 77, 0.5f, 2.0f);
+    omp_set_num_threads(threads);
+    QVERIFY(std::memcmp(one.data(), two.data(), sizeof(float) * 30000) == 0);
+    double sum = 0, sq = 0;
+    for (std::int64_t i = 0; i < one.size(); ++i) {
+      sum += one.data()[i];
+      sq += (one.data()[i] - 0.5) * (one.data()[i] - 0.5);
+    }
+    QVERIFY(std::abs(sum / 30000 - 0.5) < 0.05);
+    QVERIFY(std::abs(sq / 30000 - 4.0) < 0.15);
+    Tensor other({3, 10000});
+    Rng::fill_normal_chunked(other, 78, 0.5f, 2.0f);
+    QVERIFY(std::memcmp(one.data(), other.data(), sizeof(float) * 30000) != 0);
   }
 
   void atomic_write_replaces_or_keeps() {
