@@ -8,8 +8,8 @@ PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
   # Qt 6: widgets, OpenGL widgets, SVG, Charts, Test (QtTest ships in qt6-base-dev)
-  qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev libqt6svg6-dev qt6-svg-dev
-  qt6-charts-dev libqt6charts6-dev qt6-qpa-plugins libgl-dev
+  qt6-base-dev qt6-base-dev-tools libqt6opengl6-dev qt6-svg-dev
+  qt6-charts-dev qt6-qpa-plugins libgl-dev
   # numerics, JSON, ImGui, SentencePiece
   libeigen3-dev nlohmann-json3-dev libimgui-dev libsentencepiece-dev sentencepiece
   # headless GUI tests and screenshots

@@ -129,12 +129,14 @@ void HeadGrid::paintEvent(QPaintEvent*) {
     p.drawImage(r, thumbnails_[static_cast<std::size_t>(h)]);
     const HeatmapData& d = *heads_[static_cast<std::size_t>(h)];
     if (highlighted_token_ >= 0 && highlighted_token_ < d.rows && d.rows > 0) {
+      // The linked token: its row and column, a thin translucent band so the pattern under it
+      // stays visible in a small thumbnail.
       const double cell = static_cast<double>(r.height()) / d.rows;
-      const QColor mark = Colormap::contrasting(Colormap::get(d.colormap).color(0.0f));
-      p.setPen(QPen(mark, 1.0));
-      p.setBrush(Qt::NoBrush);
-      p.drawRect(QRectF(r.left(), r.top() + highlighted_token_ * cell, r.width(), std::max(1.0, cell)));
-      p.drawRect(QRectF(r.left() + highlighted_token_ * cell, r.top(), std::max(1.0, cell), r.height()));
+      QColor mark = Colormap::contrasting(Colormap::get(d.colormap).color(0.0f));
+      mark.setAlpha(150);
+      const double band = std::max(1.0, cell);
+      p.fillRect(QRectF(r.left(), r.top() + highlighted_token_ * cell, r.width(), band), mark);
+      p.fillRect(QRectF(r.left() + highlighted_token_ * cell, r.top(), band, r.height()), mark);
     }
     if (h == current_ || h == hovered_head_) {
       p.setPen(QPen(h == current_ ? accent : text, h == current_ ? 3 : 1));
