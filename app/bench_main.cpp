@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "attention/registry.h"
+#include "bench/activation_memory.h"
 #include "bench/gemm_probe.h"
+#include "core/memory_meter.h"
 #include "core/device.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -80,6 +82,56 @@ void bench_playground(int repeats) {
   std::printf("playground forward tiny-encoder (4 layers x 8 heads, d_model 256) L=%lld with all weights: %.1f ms "
               "(min %.1f, max %.1f), model build %.1f ms\n",
               static_cast<long long>(first->length()), s.median, s.min, s.max, first->model_ms);
+}
+
+// Every registered variant at one long length, one head: fast path (no trace) time and the
+// peak bytes of tensors the engine held during the call, beside exact softmax with and without
+// its L x L weights.
+void bench_variants_long(int repeats) {
+  const int L = 4096, d = 64;
+  Tensor q({1, L, d}), k({1, L, d}), v({1, L, d});
+  Rng rng(11);
+  rng.fill_normal(q, 0, 1);
+  rng.fill_normal(k, 0, 1);
+  rng.fill_normal(v, 0, 1);
+  std::printf("variants at L=%d, d=%d, 1 head, default parameters (median of %d; peak = tensor bytes held during the call):\n",
+              L, d, repeats);
+  const auto measure = [&](const Attention& variant, bool traced) {
+    Trace trace;
+    const AttentionInput input{q, k, v, false, nullptr, nullptr, 7};
+    const Stats s = time_ms(repeats, [&] { run_attention(variant, input, traced ? &trace : nullptr); });
+    trace = Trace{};
+    const std::int64_t before = memory::current_bytes();
+    memory::reset_peak();
+    run_attention(variant, input, traced ? &trace : nullptr);
+    const std::int64_t peak = memory::peak_bytes() - before;
+    char mem[32];
+    memory::format_bytes(peak, mem, sizeof mem);
+    std::printf("  %-14s %-12s %8.2f ms  (min %.2f, max %.2f)  peak %s\n", variant.spec().name.c_str(),
+                traced ? "with weights" : "fast path", s.median, s.min, s.max, mem);
+  };
+  for (const Attention* variant : Registry::builtin().all()) {
+    try {
+      measure(*variant, false);
+      if (variant->spec().name == "softmax") measure(*variant, true);
+    } catch (const std::exception& e) {
+      std::printf("  %-14s failed: %s\n", variant->spec().name.c_str(), e.what());
+    }
+  }
+}
+
+void bench_reversible() {
+  DepthMemoryOptions o;
+  o.max_layers = 12;
+  const auto points = measure_activation_memory(o);
+  const auto& first = points.front();
+  const auto& last = points.back();
+  double worst = 0;
+  for (const auto& p : points) worst = std::max(worst, p.reconstruction_error);
+  std::printf("activations kept for backward, L=%d, d_model=%d: standard %.1f MiB at 1 layer -> %.1f MiB at %d layers; "
+              "reversible %.1f MiB at every depth; reconstruction error <= %.1e\n",
+              o.length, o.d_model, first.standard_bytes / 1048576.0, last.standard_bytes / 1048576.0, last.layers,
+              last.reversible_bytes / 1048576.0, worst);
 }
 
 void bench_gemm() {
@@ -154,6 +206,8 @@ int main(int argc, char** argv) {
   std::printf("AttnLab benchmark — %s\n", select_device(DevicePreference::Auto).describe().c_str());
   bench_softmax(repeats);
   bench_playground(std::max(3, repeats / 4));
+  bench_variants_long(std::max(3, repeats / 4));
+  bench_reversible();
   bench_gemm();
   if (gl) bench_gl(argc, argv);
   return 0;

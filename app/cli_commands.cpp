@@ -1,5 +1,6 @@
 #include "cli_commands.h"
 
+#include <QFileInfo>
 #include <QString>
 #include <cstdio>
 #include <filesystem>
@@ -11,15 +12,16 @@
 #include <vector>
 
 #include "attention/registry.h"
+#include "bench/activation_memory.h"
 #include "colormap.h"
 #include "core/atomic_file.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "figures/figure_export.h"
-#include "figures/head_grid_figure.h"
-#include "result_views.h"
+#include "figures/line_chart.h"
 #include "session.h"
+#include "trace_view.h"
 
 namespace attnlab::cli {
 namespace {
@@ -37,12 +39,17 @@ const char* kUsage =
     "         [--causal] [--param key=value]... [--seed N] [--weights W.npy] [--trace T.json]\n"
     "      Run one variant on your tensors: Q, K [L, d] or [H, L, d]; V [L, dv] or [H, L, dv].\n"
     "      O has V's shape; W the dense weights [H, L, L] (or [L, L]); T the variant's extras.\n"
-    "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf|.npy|.csv\n"
+    "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf (or the view's data: .npy, .csv, .json)\n"
     "         [--model NAME|CONFIG.json] [--weights W.safetensors] [--variant NAME]\n"
     "         [--param key=value]... [--causal] [--seed N] [--weight-seed N] [--layer I] [--head J]\n"
-    "         [--view heatmap|heads] [--colormap viridis|magma|cividis|coolwarm] [--dpi N]\n"
+    "         [--view heatmap|heads|buckets|clusters|blocks|yoso] [--colormap viridis|magma|cividis|coolwarm]\n"
+    "         [--dpi N]\n"
     "      Render a view headless (layers and heads count from 0). Options after --session\n"
     "      override the session's values.\n"
+    "  memory-depth [--layers N] [--length L] [--d-model D] [--heads H] [--d-ff F] [--variant NAME]\n"
+    "         [--param key=value]... [--seed N] [--dpi N] --out FILE.png|.svg|.pdf|.csv|.json\n"
+    "      Activation memory a training forward pass keeps, standard vs reversible residual stack,\n"
+    "      for depths 1..N, with the reversible stack's reconstruction error.\n"
     "  info\n"
     "      Version, device and threads.\n";
 
@@ -233,7 +240,6 @@ int cmd_figure(int argc, char** argv) {
                                   {"causal"});
   const std::string out_path = o.require("figure", "out");
   if (o.has("text") == o.has("session")) throw UsageError("figure needs exactly one of --text and --session");
-  export_format_for_path(QString::fromStdString(out_path));  // refuse an unknown extension before computing
   check_output_folder("out", out_path);
 
   Session s = o.has("session") ? Session::load(o.get("session")) : Session();
@@ -257,6 +263,8 @@ int cmd_figure(int argc, char** argv) {
   for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
   s.params = params.to_json();
   s = Session::from_json(s.to_json());  // validates view and colormap names
+  const ViewSpec& view = view_spec(s.view);
+  check_view_extension(view, QString::fromStdString(out_path));  // before computing
   double dpi = 150.0;
   if (o.has("dpi")) {
     try {
@@ -267,16 +275,102 @@ int cmd_figure(int argc, char** argv) {
   }
 
   Playground playground;
-  const PlaygroundResultPtr result = playground.run(s.to_request());
-  s.check_selection(*result);
-  const ColormapId cmap = Colormap::find(QString::fromStdString(s.colormap))->id();
+  ViewContext context;
+  context.result = playground.run(s.to_request());
+  context.layer = s.layer;
+  context.head = s.head;
+  context.colormap = Colormap::find(QString::fromStdString(s.colormap))->id();
   ExportOptions options;
   options.dpi = dpi;
-  if (s.view == "heads") {
-    export_head_grid(layer_heatmaps(*result, s.layer, cmap), s.layer, QString::fromStdString(out_path), options);
-  } else {
-    export_heatmap(*attention_heatmap(*result, s.layer, s.head, cmap), QString::fromStdString(out_path), options);
+  export_view(view, context, QString::fromStdString(out_path), options);
+  return 0;
+}
+
+// ---- memory-depth -------------------------------------------------------------------------------
+
+int parse_positive(const std::string& option, const std::string& text) {
+  const int v = parse_index(option, text);
+  if (v < 1) throw ParamError("--" + option + "=" + text + ": expected a positive integer");
+  return v;
+}
+
+int cmd_memory_depth(int argc, char** argv) {
+  const Options o = parse_options("memory-depth", argc, argv,
+                                  {"layers", "length", "d-model", "heads", "d-ff", "variant", "param", "seed", "dpi", "out"}, {});
+  const std::string out_path = o.require("memory-depth", "out");
+  const QString out = QString::fromStdString(out_path);
+  const QString suffix = QFileInfo(out).suffix().toLower();
+  const QStringList allowed = {"png", "svg", "pdf", "csv", "json"};
+  if (!allowed.contains(suffix)) {
+    throw ParamError("--out " + out_path + ": allowed extensions .png, .svg, .pdf, .csv, .json");
   }
+  check_output_folder("out", out_path);
+  DepthMemoryOptions m;
+  if (o.has("layers")) m.max_layers = parse_positive("layers", o.get("layers"));
+  if (o.has("length")) m.length = parse_positive("length", o.get("length"));
+  if (o.has("d-model")) m.d_model = parse_positive("d-model", o.get("d-model"));
+  if (o.has("heads")) m.heads = parse_positive("heads", o.get("heads"));
+  if (o.has("d-ff")) m.d_ff = parse_positive("d-ff", o.get("d-ff"));
+  if (o.has("seed")) m.seed = parse_seed("seed", o.get("seed"));
+  m.variant = o.get("variant", "softmax");
+  Params params(Registry::builtin().get(m.variant).spec().params);
+  for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
+  m.params = &params;
+  const std::vector<DepthMemoryPoint> points = measure_activation_memory(m);
+
+  const auto mib = [](std::int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  if (suffix == "csv") {
+    QByteArray csv = "layers,standard_bytes,reversible_bytes,reconstruction_error,standard_ms,reversible_ms\r\n";
+    for (const auto& p : points) {
+      csv += QByteArray::number(p.layers) + ',' + QByteArray::number(static_cast<qlonglong>(p.standard_bytes)) + ',' +
+             QByteArray::number(static_cast<qlonglong>(p.reversible_bytes)) + ',' +
+             QByteArray::number(p.reconstruction_error, 'g', 6) + ',' + QByteArray::number(p.standard_ms, 'f', 3) + ',' +
+             QByteArray::number(p.reversible_ms, 'f', 3) + "\r\n";
+    }
+    write_bytes_atomically(out, csv);
+    return 0;
+  }
+  if (suffix == "json") {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& p : points) {
+      rows.push_back({{"layers", p.layers}, {"standard_bytes", p.standard_bytes}, {"reversible_bytes", p.reversible_bytes},
+                      {"reconstruction_error", p.reconstruction_error}, {"standard_ms", p.standard_ms},
+                      {"reversible_ms", p.reversible_ms}});
+    }
+    const nlohmann::json j{{"length", m.length}, {"d_model", m.d_model}, {"heads", m.heads}, {"d_ff", m.d_ff},
+                           {"variant", m.variant}, {"params", params.to_json()}, {"rows", rows}};
+    write_bytes_atomically(out, QByteArray::fromStdString(j.dump(2) + "\n"));
+    return 0;
+  }
+  LineChart chart;
+  chart.title = QStringLiteral("Activation memory kept for backward vs depth");
+  double worst = 0;
+  for (const auto& p : points) worst = std::max(worst, p.reconstruction_error);
+  chart.note = QStringLiteral("L=%1, d_model=%2, %3 heads, d_ff=%4, %5 attention · reversible reconstruction error ≤ %6")
+                   .arg(m.length)
+                   .arg(m.d_model)
+                   .arg(m.heads)
+                   .arg(m.d_ff)
+                   .arg(QString::fromStdString(m.variant))
+                   .arg(worst, 0, 'g', 2);
+  chart.x_label = QStringLiteral("layers");
+  chart.y_label = QStringLiteral("activations kept (MiB)");
+  ChartSeries standard{QStringLiteral("standard residual stack"), categorical_color(1), {}, false};
+  ChartSeries reversible{QStringLiteral("reversible stack"), categorical_color(0), {}, false};
+  for (const auto& p : points) {
+    standard.points.emplace_back(p.layers, mib(p.standard_bytes));
+    reversible.points.emplace_back(p.layers, mib(p.reversible_bytes));
+  }
+  chart.series = {standard, reversible};
+  ExportOptions options;
+  if (o.has("dpi")) {
+    try {
+      options.dpi = std::stod(o.get("dpi"));
+    } catch (const std::exception&) {
+      throw ParamError("--dpi=" + o.get("dpi") + ": expected a number in [30, 1200]");
+    }
+  }
+  export_figure(line_chart_figure(chart, options.style), out, options);
   return 0;
 }
 
@@ -295,7 +389,7 @@ int cmd_info(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "attnlab-cli: no command given; commands: variants, attend, figure, info (see --help)\n";
+    std::cerr << "attnlab-cli: no command given; commands: variants, attend, figure, memory-depth, info (see --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -311,8 +405,9 @@ int run(int argc, char** argv) {
     if (command == "variants") return cmd_variants(argc, argv);
     if (command == "attend") return cmd_attend(argc, argv);
     if (command == "figure") return cmd_figure(argc, argv);
+    if (command == "memory-depth") return cmd_memory_depth(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
-    throw UsageError("unknown command '" + command + "'; commands: variants, attend, figure, info (see --help)");
+    throw UsageError("unknown command '" + command + "'; commands: variants, attend, figure, memory-depth, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";
     return kExitUsage;

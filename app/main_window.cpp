@@ -19,11 +19,13 @@
 #include <QMouseEvent>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QScreen>
 #include <QScrollArea>
 #include <QSettings>
 #include <QSpinBox>
 #include <QStatusBar>
 #include <QStyleFactory>
+#include <QTabWidget>
 #include <QTextBlock>
 #include <QTimer>
 #include <QToolBar>
@@ -40,6 +42,7 @@
 #include "heatmap_view.h"
 #include "param_panel.h"
 #include "result_views.h"
+#include "trace_view.h"
 
 namespace attnlab {
 namespace {
@@ -180,16 +183,22 @@ void MainWindow::buildUi() {
 
   // Qt 6.4 cannot show a QOpenGLWidget without OpenGL, so ask first and fall back to the same
   // figure drawn with QPainter.
+  // The centre holds the views as tabs: the heatmap first, then one tab per variant view, shown
+  // only while the result is of a variant that view can draw.
+  view_tabs_ = new QTabWidget;
+  view_tabs_->setObjectName(QStringLiteral("viewTabs"));
+  view_tabs_->setDocumentMode(true);
+  centre_layout->addWidget(view_tabs_, 1);
   const QString gl_problem = HeatmapView::openGLUnavailableReason();
   if (gl_problem.isEmpty()) {
     heatmap_ = new HeatmapView;
     heatmap_->setObjectName(QStringLiteral("heatmap"));
     heatmap_->setMinimumSize(320, 320);
-    centre_layout->addWidget(heatmap_, 1);
+    view_tabs_->addTab(heatmap_, tr("Heatmap"));
   } else {
     figure_view_ = new FigureView;
     figure_view_->setObjectName(QStringLiteral("figureView"));
-    centre_layout->addWidget(figure_view_, 1);
+    view_tabs_->addTab(figure_view_, tr("Heatmap"));
     gl_note_ = tr("OpenGL 3.3 is not available (%1); the heatmap is drawn without zoom.").arg(gl_problem);
   }
   setCentralWidget(centre);
@@ -201,6 +210,20 @@ void MainWindow::buildUi() {
   heads_dock->setObjectName(QStringLiteral("headsDock"));
   heads_dock->setWidget(head_grid_);
   addDockWidget(Qt::RightDockWidgetArea, heads_dock);
+
+  for (const ViewSpec& spec : view_specs()) {
+    if (!spec.make_widget) continue;
+    TraceViewWidget* widget = spec.make_widget(nullptr);
+    widget->setObjectName(QString::fromStdString(spec.name));
+    view_tabs_->addTab(widget, spec.title);
+    view_tabs_->setTabVisible(view_tabs_->count() - 1, false);
+    variant_views_.emplace_back(spec.name, widget);
+    connect(widget, &TraceViewWidget::tokenHovered, this, [this](int token) { setLinkedToken(token, -1); });
+  }
+  connect(view_tabs_, &QTabWidget::currentChanged, this, [this](int index) {
+    if (applying_ || index < 0) return;
+    view_ = index == 0 ? "heatmap" : variant_views_[static_cast<std::size_t>(index - 1)].first;
+  });
 
   // ---- status -------------------------------------------------------------------------------------
   status_label_ = new QLabel;
@@ -332,7 +355,12 @@ void MainWindow::buildMenus() {
 
 void MainWindow::restoreSettings() {
   QSettings settings;
-  if (!restoreGeometry(settings.value("window/geometry").toByteArray())) resize(1400, 860);
+  if (!restoreGeometry(settings.value("window/geometry").toByteArray())) {
+    // First start: most of the screen, centred; the views need room.
+    const QRect available = screen() ? screen()->availableGeometry() : QRect(0, 0, 1400, 860);
+    resize(available.size() * 0.92);
+    move(available.center() - rect().center());
+  }
   restoreState(settings.value("window/state").toByteArray());
   setTheme(settings.value("view/theme").toString() == QLatin1String("dark") ? Theme::Dark : Theme::Light);
 }
@@ -476,15 +504,26 @@ void MainWindow::loadExample(const QString& name) {
 
 void MainWindow::exportCurrentView(const QString& path, double dpi) {
   if (!result_) throw ParamError("nothing to export yet: no result has been computed");
-  const Session s = currentSession();
-  const ColormapId cmap = Colormap::find(QString::fromStdString(s.colormap))->id();
   ExportOptions options;
   options.dpi = dpi;
-  if (view_ == "heads") {
-    export_head_grid(layer_heatmaps(*result_, s.layer, cmap), s.layer, path, options);
-  } else {
-    export_heatmap(*attention_heatmap(*result_, s.layer, s.head, cmap), path, options);
+  export_view(view_spec(view_), viewContext(), path, options);
+}
+
+ViewContext MainWindow::viewContext() const {
+  ViewContext context;
+  context.result = result_;
+  context.layer = result_ ? std::clamp(layer_box_->value(), 0, static_cast<int>(result_->layers.size()) - 1) : 0;
+  context.head = result_ ? std::clamp(head_box_->value(), 0, static_cast<int>(result_->heads()) - 1) : 0;
+  context.colormap = Colormap::find(colormap_box_->currentText())->id();
+  context.highlighted_token = linked_query_;
+  return context;
+}
+
+TraceViewWidget* MainWindow::variantView(const std::string& name) const {
+  for (const auto& [view_name, widget] : variant_views_) {
+    if (view_name == name) return widget;
   }
+  return nullptr;
 }
 
 void MainWindow::exportDialog() {
@@ -494,9 +533,13 @@ void MainWindow::exportDialog() {
   }
   QSettings settings;
   QString selected;
-  const QString what = view_ == "heads" ? tr("all heads") : tr("heatmap");
+  const ViewSpec& spec = view_spec(view_);
+  const QString what = spec.title;
+  QStringList filters = {QStringLiteral("PNG image (*.png)"), QStringLiteral("SVG vector image (*.svg)"),
+                         QStringLiteral("PDF document (*.pdf)")};
+  for (const QString& ext : spec.data_extensions) filters << tr("%1 data (*.%2)").arg(ext.toUpper(), ext);
   QString path = QFileDialog::getSaveFileName(this, tr("Export %1").arg(what), settings.value("paths/export").toString(),
-                                              export_name_filters().join(QStringLiteral(";;")), &selected);
+                                              filters.join(QStringLiteral(";;")), &selected);
   if (path.isEmpty()) return;
   if (QFileInfo(path).suffix().isEmpty()) {
     // Take the extension from the chosen filter, e.g. "PNG image (*.png)".
@@ -604,6 +647,19 @@ void MainWindow::refreshViews() {
   if (figure_view_) figure_view_->setData(heatmap_data);
   head_grid_->setHeads(layer_heatmaps(*result_, layer, cmap), layer);
   head_grid_->setCurrentHead(head);
+
+  const ViewContext context = viewContext();
+  if (!view_spec(view_).accepts(*result_)) view_ = "heatmap";  // the exported view must fit the result
+  const bool was_applying = applying_;
+  applying_ = true;  // tab changes below are ours, not the user's
+  for (std::size_t i = 0; i < variant_views_.size(); ++i) {
+    const bool fits = view_spec(variant_views_[i].first).accepts(*result_);
+    view_tabs_->setTabVisible(static_cast<int>(i) + 1, fits);
+    if (fits) variant_views_[i].second->setContext(context);
+    if (fits && variant_views_[i].first == view_) view_tabs_->setCurrentIndex(static_cast<int>(i) + 1);
+  }
+  if (view_ == "heatmap") view_tabs_->setCurrentIndex(0);
+  applying_ = was_applying;
 }
 
 void MainWindow::updateStatus() {
@@ -627,6 +683,9 @@ void MainWindow::setLinkedToken(int query, int key) {
   if (heatmap_) heatmap_->setHighlightedToken(query);
   if (figure_view_) figure_view_->setHighlightedToken(query);
   head_grid_->setHighlightedToken(query);
+  for (const auto& [name, widget] : variant_views_) {
+    if (widget->isVisible()) widget->setHighlightedToken(query);
+  }
   highlightTokensInEditor(query, key);
 }
 

@@ -2,7 +2,8 @@
 //
 //   left dock "Input":   text editor (re-runs as you type, debounced), model, variant, causal,
 //                        seeds, and the hyperparameter panel generated from the variant's schema
-//   centre:              error banner (last good result stays), layer/head/colormap bar, heatmap
+//   centre:              error banner (last good result stays), layer/head/colormap bar, and the
+//                        views as tabs: the heatmap, then the variant's own views (LSH buckets, ...)
 //   right dock "Heads":  every head of the current layer; click to focus one
 //   status bar:          tokens, model, timings, memory, device; Cancel while computing
 //
@@ -25,6 +26,8 @@ class QPushButton;
 class QSpinBox;
 class QTimer;
 class QActionGroup;
+class QTabWidget;
+class QDockWidget;
 
 namespace attnlab {
 
@@ -32,6 +35,8 @@ class FigureView;
 class HeadGrid;
 class HeatmapView;
 class ParamPanel;
+class TraceViewWidget;
+struct ViewContext;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -58,6 +63,10 @@ class MainWindow : public QMainWindow {
   HeadGrid* headGrid() const { return head_grid_; }
   ParamPanel* paramPanel() const { return param_panel_; }
   QComboBox* variantBox() const { return variant_box_; }
+  // The widget of a variant view ("buckets", ...), or nullptr.
+  TraceViewWidget* variantView(const std::string& name) const;
+  // The view Ctrl+E exports: "heatmap", "heads" or a variant view's name.
+  const std::string& currentViewName() const { return view_; }
   PlaygroundResultPtr lastResult() const { return result_; }
   QString errorText() const;
   bool isComputing() const { return computing_; }
@@ -89,6 +98,7 @@ class MainWindow : public QMainWindow {
 
   void onVariantChanged();
   void refreshViews();  // from the last result, for the current layer/head/colormap
+  ViewContext viewContext() const;
   void updateStatus();
   void setLinkedToken(int query, int key);
   void highlightTokensInEditor(int query, int key);
@@ -116,6 +126,8 @@ class MainWindow : public QMainWindow {
   HeatmapView* heatmap_ = nullptr;
   FigureView* figure_view_ = nullptr;
   HeadGrid* head_grid_ = nullptr;
+  QTabWidget* view_tabs_ = nullptr;  // the heatmap, then the variant views
+  std::vector<std::pair<std::string, TraceViewWidget*>> variant_views_;  // tabs 1.. in order
   QLabel* status_label_ = nullptr;
   QLabel* busy_label_ = nullptr;
   QPushButton* cancel_button_ = nullptr;

@@ -7,6 +7,7 @@
 #include "colormap.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "trace_view.h"
 
 namespace attnlab {
 namespace {
@@ -86,8 +87,10 @@ Session Session::from_json(const nlohmann::json& j) {
   const Attention& variant = Registry::builtin().get(s.variant);
   Params params(variant.spec().params);
   params.set_from_json(s.params);
-  if (s.view != "heatmap" && s.view != "heads") {
-    throw ParamError("session view '" + s.view + "' is not known; allowed: heatmap, heads");
+  try {
+    view_spec(s.view);
+  } catch (const ParamError& e) {
+    throw ParamError(std::string("session ") + e.what());
   }
   if (!Colormap::find(QString::fromStdString(s.colormap))) {
     throw ParamError("session colormap '" + s.colormap + "' is not known; allowed: " +
@@ -130,19 +133,6 @@ PlaygroundRequest Session::to_request() const {
   r.weight_seed = weight_seed;
   r.attention_seed = attention_seed;
   return r;
-}
-
-void Session::check_selection(const PlaygroundResult& result) const {
-  const auto layers = static_cast<int>(result.layers.size());
-  const auto heads = static_cast<int>(result.heads());
-  if (layer < 0 || layer >= layers) {
-    throw ParamError("layer " + std::to_string(layer) + " does not exist; model '" + result.model.name + "' has layers 0.." +
-                     std::to_string(layers - 1));
-  }
-  if (head < 0 || head >= heads) {
-    throw ParamError("head " + std::to_string(head) + " does not exist; model '" + result.model.name + "' has heads 0.." +
-                     std::to_string(heads - 1));
-  }
 }
 
 }  // namespace attnlab

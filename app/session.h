@@ -26,7 +26,7 @@ struct Session {
   std::uint64_t attention_seed = 1;
   int layer = 0;  // 0-based
   int head = 0;   // 0-based
-  std::string view = "heatmap";  // "heatmap" (one head) or "heads" (all heads of the layer)
+  std::string view = "heatmap";  // a ViewSpec name: "heatmap", "heads", "buckets", ... (trace_view.h)
   std::string colormap = "viridis";
 
   static Session with_default_example();  // the built-in example the window opens on
@@ -39,8 +39,6 @@ struct Session {
   void save(const std::string& path) const;  // atomic
 
   PlaygroundRequest to_request() const;
-  // Checks layer and head against a computed result; throws ParamError with the allowed range.
-  void check_selection(const PlaygroundResult& result) const;
 };
 
 // The text of a built-in example ("default", "coreference", "german", "long_paragraph").

@@ -9,6 +9,10 @@ const Registry& Registry::builtin() {
   static const Registry registry = [] {
     Registry r;
     r.add(make_softmax_attention());
+    r.add(make_reformer_lsh_attention());
+    r.add(make_routing_attention());
+    r.add(make_bigbird_attention());
+    r.add(make_yoso_attention());
     return r;
   }();
   return registry;

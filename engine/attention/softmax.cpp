@@ -117,31 +117,36 @@ class SoftmaxAttention final : public Attention {
     Tensor out = Tensor::uninitialized({H, Lq, dv});
     Tensor weights = Tensor::uninitialized({H, Lq, Lk});  // every row is written below
     Tensor lse = Tensor::uninitialized({H, Lq});
+    // Tasks are (head, block of queries), so one head with a long input still uses every core.
+    const std::int64_t query_blocks = (Lq + kQueryBlock - 1) / kQueryBlock;
     bool cancelled = false;
 #pragma omp parallel for schedule(dynamic)
-    for (std::int64_t h = 0; h < H; ++h) {
+    for (std::int64_t task = 0; task < H * query_blocks; ++task) {
       if (cancelled || (in.cancel && in.cancel->cancelled())) {
         cancelled = true;
         continue;
       }
-      auto w = weights.matrix(h);
-      w.noalias() = (in.q.matrix(h) * in.k.matrix(h).transpose()) * scale;
-      mask_logits(w, 0, 0, in.causal, in.key_padding);
-      for (std::int64_t i = 0; i < Lq; ++i) {
-        auto row = w.row(i);
+      const std::int64_t h = task / query_blocks;
+      const std::int64_t q0 = (task % query_blocks) * kQueryBlock;
+      const std::int64_t rows = std::min(kQueryBlock, Lq - q0);
+      auto w = weights.matrix(h).middleRows(q0, rows);
+      w.noalias() = (in.q.matrix(h).middleRows(q0, rows) * in.k.matrix(h).transpose()) * scale;
+      mask_logits(w, q0, 0, in.causal, in.key_padding);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        auto row = w.row(r);
         const float m = row.maxCoeff();
         if (m == kNegInf) {
           row.setZero();
-          lse.at(h, i) = kNegInf;
+          lse.at(h, q0 + r) = kNegInf;
           continue;
         }
         row = (row.array() - m).exp().matrix();
-        zero_hidden_keys(row, i, 0, in.causal, in.key_padding);
+        zero_hidden_keys(row, q0 + r, 0, in.causal, in.key_padding);
         const float sum = row.sum();
         row /= sum;
-        lse.at(h, i) = m + std::log(sum);
+        lse.at(h, q0 + r) = m + std::log(sum);
       }
-      out.matrix(h).noalias() = w * in.v.matrix(h);
+      out.matrix(h).middleRows(q0, rows).noalias() = w * in.v.matrix(h);
     }
     if (cancelled) throw CancelledError();
     trace.weights = std::move(weights);

@@ -10,6 +10,7 @@
 #include "figures/head_grid_figure.h"
 #include "result_views.h"
 #include "session.h"
+#include "trace_view.h"
 #include "test_support.h"
 
 using namespace attnlab;
@@ -53,7 +54,7 @@ class TestSession : public QObject {
     EXPECT_ERROR(ParamError, Session::from_json(with("version", 9)), "session version 9 is not supported");
     EXPECT_ERROR(ParamError, Session::from_json(with("variant", "nope")), "unknown attention variant 'nope'");
     EXPECT_ERROR(ParamError, Session::from_json(with("params", {{"x", 1}})), "unknown parameter 'x'");
-    EXPECT_ERROR(ParamError, Session::from_json(with("view", "nope")), "view 'nope'");
+    EXPECT_ERROR(ParamError, Session::from_json(with("view", "nope")), "session view 'nope' is not known");
     EXPECT_ERROR(ParamError, Session::from_json(with("colormap", "jet")), "colormap 'jet' is not known; allowed: viridis");
     EXPECT_ERROR(ParamError, Session::from_json(with("layer", -1)), "layer must be 0 or more");
     EXPECT_ERROR(ParamError, Session::from_json(with("causal", "yes")), "'causal' has the wrong type");
@@ -67,13 +68,20 @@ class TestSession : public QObject {
   void selection_is_checked_against_the_result() {
     Session s = Session::with_default_example();
     Playground playground;
-    const auto result = playground.run(s.to_request());
-    s.check_selection(*result);
-    s.layer = 4;
-    EXPECT_ERROR(ParamError, s.check_selection(*result), "layer 4 does not exist; model 'tiny-encoder' has layers 0..3");
-    s.layer = 0;
-    s.head = 8;
-    EXPECT_ERROR(ParamError, s.check_selection(*result), "head 8 does not exist");
+    ViewContext context;
+    context.result = playground.run(s.to_request());
+    const ViewSpec& heatmap = view_spec("heatmap");
+    check_view_context(heatmap, context);
+    context.layer = 4;
+    EXPECT_ERROR(ParamError, check_view_context(heatmap, context), "layer 4 does not exist; model 'tiny-encoder' has layers 0..3");
+    context.layer = 0;
+    context.head = 8;
+    EXPECT_ERROR(ParamError, check_view_context(heatmap, context), "head 8 does not exist");
+    context.head = 0;
+    EXPECT_ERROR(ParamError, check_view_context(view_spec("buckets"), context),
+                 "view 'buckets' cannot draw a result of the softmax variant; it needs the reformer_lsh variant");
+    EXPECT_ERROR(ParamError, view_spec("nope"), "view 'nope' is not known; allowed: heatmap, heads, buckets");
+    EXPECT_ERROR(ParamError, check_view_extension(heatmap, "x.bmp"), "allowed extensions .png, .svg, .pdf, .npy, .csv");
   }
 
   void examples_exist() {

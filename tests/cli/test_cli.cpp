@@ -232,6 +232,29 @@ class TestCli : public QObject {
     QVERIFY(!QFile::exists(path("f.bmp")));
   }
 
+  void memory_depth_measures_both_stacks() {
+    const QStringList small = {"memory-depth", "--layers", "3", "--length", "16", "--d-model", "32", "--heads", "4",
+                               "--d-ff", "64"};
+    const CliRun r = cli(QStringList(small) << "--out" << path("mem.csv"));
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const QList<QByteArray> lines = read_bytes(path("mem.csv")).trimmed().split('\n');
+    QCOMPARE(lines.size(), 4);
+    // Closed forms: reversible keeps 2·L·D floats at any depth; standard n·(2·L·D + L·d_ff).
+    for (int n = 1; n <= 3; ++n) {
+      const QList<QByteArray> f = lines[n].trimmed().split(',');
+      QCOMPARE(f[0].toInt(), n);
+      QCOMPARE(f[1].toLongLong(), qint64(n) * (2 * 16 * 32 + 16 * 64) * 4);
+      QCOMPARE(f[2].toLongLong(), qint64(2) * 16 * 32 * 4);
+      QVERIFY(f[3].toDouble() < 1e-4);
+    }
+    QCOMPARE(cli(QStringList(small) << "--out" << path("mem.png")).exit_code, 0);
+    QVERIFY(!QImage(path("mem.png")).isNull());
+    expect_failure(cli({"memory-depth", "--layers", "0", "--out", path("m.csv")}), 1, "--layers=0");
+    expect_failure(cli({"memory-depth", "--out", path("m.txt")}), 1, "allowed extensions .png, .svg, .pdf, .csv, .json");
+    expect_failure(cli({"memory-depth", "--d-model", "30", "--heads", "4", "--out", path("m.csv")}), 1, "divisible by heads");
+    QVERIFY(!QFile::exists(path("m.csv")));
+  }
+
   void usage_errors() {
     expect_failure(cli({}), 2, "");
     expect_failure(cli({"frobnicate"}), 2, "unknown command 'frobnicate'");

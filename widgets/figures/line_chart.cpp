@@ -1,0 +1,221 @@
+#include "figures/line_chart.h"
+
+#include <QFontMetricsF>
+#include <QPainter>
+#include <QPainterPath>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace attnlab {
+namespace {
+
+struct Axis {
+  double lo = 0, hi = 1;
+  bool log = false;
+  std::vector<double> ticks;
+
+  double to_unit(double v) const {  // [lo, hi] -> [0, 1]
+    if (log) return (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo));
+    return (v - lo) / (hi - lo);
+  }
+};
+
+// Ticks at 1, 2, 5 × 10^k covering [lo, hi] with about `target` steps; the range snaps to them.
+Axis linear_axis(double lo, double hi, int target) {
+  if (!(hi > lo)) {
+    const double pad = std::max(1e-12, std::abs(lo) * 0.1 + (lo == 0 ? 1 : 0));
+    lo -= pad;
+    hi += pad;
+  }
+  const double raw = (hi - lo) / target;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = magnitude;
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (m * magnitude >= raw) {
+      step = m * magnitude;
+      break;
+    }
+  }
+  Axis axis;
+  axis.lo = std::floor(lo / step) * step;
+  axis.hi = std::ceil(hi / step) * step;
+  for (double t = axis.lo; t <= axis.hi + step * 1e-9; t += step) axis.ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  return axis;
+}
+
+// Decades covering [lo, hi] (both > 0).
+Axis log_axis(double lo, double hi) {
+  Axis axis;
+  axis.log = true;
+  axis.lo = std::pow(10.0, std::floor(std::log10(lo)));
+  axis.hi = std::pow(10.0, std::ceil(std::log10(hi)));
+  if (axis.hi <= axis.lo) axis.hi = axis.lo * 10;
+  for (double t = axis.lo; t <= axis.hi * 1.0001; t *= 10) axis.ticks.push_back(t);
+  return axis;
+}
+
+Axis make_axis(const LineChart& chart, bool x_axis) {
+  const bool log = x_axis ? chart.log_x : chart.log_y;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const ChartSeries& s : chart.series) {
+    for (const QPointF& p : s.points) {
+      const double v = x_axis ? p.x() : p.y();
+      if (!std::isfinite(v) || (log && v <= 0)) continue;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  }
+  if (!std::isfinite(lo)) return log ? log_axis(1, 10) : linear_axis(0, 1, 5);
+  if (!log && !x_axis) lo = std::min(lo, 0.0);  // value axes start at zero
+  return log ? log_axis(lo, hi) : linear_axis(lo, hi, 5);
+}
+
+QString tick_text(double v, bool log) {
+  if (log) {
+    const int e = static_cast<int>(std::lround(std::log10(v)));
+    if (e >= 0 && e <= 4) return QString::number(std::pow(10.0, e), 'f', 0);
+    return QStringLiteral("1e%1").arg(e);
+  }
+  QString s = QString::number(v, 'g', 6);
+  return s.replace(QLatin1Char('-'), QChar(0x2212));
+}
+
+}  // namespace
+
+QColor categorical_color(int index) {
+  static const QColor colors[] = {QColor(0, 114, 178),  QColor(213, 94, 0),   QColor(0, 158, 115), QColor(204, 121, 167),
+                                  QColor(230, 159, 0),  QColor(86, 180, 233), QColor(240, 228, 66), QColor(0, 0, 0)};
+  return colors[static_cast<std::size_t>(((index % 8) + 8) % 8)];
+}
+
+QSizeF line_chart_size(const LineChart&, const FigureStyle& style) {
+  const double em = QFontMetricsF(style.font).height();
+  return QSizeF(std::ceil(em * 36), std::ceil(em * 24));
+}
+
+void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& chart, const FigureStyle& style) {
+  painter.save();
+  painter.setRenderHint(QPainter::Antialiasing);
+  painter.fillRect(target, style.background);
+  painter.setFont(style.font);
+  const QFontMetricsF fm(style.font, painter.device());
+  const double em = fm.height();
+  QFont title_font = style.font;
+  title_font.setBold(true);
+  title_font.setPointSizeF(style.font.pointSizeF() * 1.25);
+  const QFontMetricsF title_fm(title_font, painter.device());
+
+  const Axis xa = make_axis(chart, true), ya = make_axis(chart, false);
+  double y_label_width = 0;
+  for (double t : ya.ticks) y_label_width = std::max(y_label_width, fm.horizontalAdvance(tick_text(t, ya.log)));
+  double top = target.top() + em * 0.6;
+  if (!chart.title.isEmpty()) top += title_fm.height();
+  if (!chart.note.isEmpty()) top += em;
+  const QRectF plot(target.left() + em * 2.2 + y_label_width, top + em * 0.5, 0, 0);
+  QRectF area = plot;
+  area.setRight(target.right() - em * 1.0);
+  area.setBottom(target.bottom() - em * 3.2);
+
+  const auto to_px = [&](QPointF p) {
+    return QPointF(area.left() + xa.to_unit(p.x()) * area.width(), area.bottom() - ya.to_unit(p.y()) * area.height());
+  };
+
+  // Title, note.
+  painter.setPen(style.foreground);
+  double y = target.top() + em * 0.4;
+  if (!chart.title.isEmpty()) {
+    painter.setFont(title_font);
+    painter.drawText(QRectF(target.left(), y, target.width(), title_fm.height()), Qt::AlignHCenter, chart.title);
+    y += title_fm.height();
+    painter.setFont(style.font);
+  }
+  if (!chart.note.isEmpty()) {
+    QColor muted = style.foreground;
+    muted.setAlphaF(0.7);
+    painter.setPen(muted);
+    painter.drawText(QRectF(target.left(), y, target.width(), em), Qt::AlignHCenter, chart.note);
+    painter.setPen(style.foreground);
+  }
+
+  // Grid and ticks.
+  QColor grid = style.foreground;
+  grid.setAlphaF(0.15);
+  for (double t : xa.ticks) {
+    const double px = area.left() + xa.to_unit(t) * area.width();
+    painter.setPen(QPen(grid, 0));
+    painter.drawLine(QPointF(px, area.top()), QPointF(px, area.bottom()));
+    painter.setPen(style.foreground);
+    painter.drawText(QRectF(px - em * 3, area.bottom() + em * 0.2, em * 6, em), Qt::AlignHCenter | Qt::AlignTop,
+                     tick_text(t, xa.log));
+  }
+  for (double t : ya.ticks) {
+    const double py = area.bottom() - ya.to_unit(t) * area.height();
+    painter.setPen(QPen(grid, 0));
+    painter.drawLine(QPointF(area.left(), py), QPointF(area.right(), py));
+    painter.setPen(style.foreground);
+    painter.drawText(QRectF(area.left() - em * 0.4 - y_label_width, py - em / 2, y_label_width, em),
+                     Qt::AlignRight | Qt::AlignVCenter, tick_text(t, ya.log));
+  }
+  painter.setPen(QPen(style.foreground, 0));
+  painter.drawRect(area);
+
+  // Axis labels.
+  painter.drawText(QRectF(area.left(), area.bottom() + em * 1.5, area.width(), em * 1.2), Qt::AlignHCenter, chart.x_label);
+  painter.save();
+  painter.translate(target.left() + em * 0.2, area.center().y());
+  painter.rotate(-90);
+  painter.drawText(QRectF(-area.height() / 2, 0, area.height(), em * 1.2), Qt::AlignHCenter | Qt::AlignTop, chart.y_label);
+  painter.restore();
+
+  // Series.
+  painter.setClipRect(area.adjusted(-em * 0.3, -em * 0.3, em * 0.3, em * 0.3));
+  for (const ChartSeries& s : chart.series) {
+    QPainterPath path;
+    bool started = false;
+    std::vector<QPointF> marks;
+    for (const QPointF& p : s.points) {
+      if (!std::isfinite(p.x()) || !std::isfinite(p.y()) || (xa.log && p.x() <= 0) || (ya.log && p.y() <= 0)) continue;
+      const QPointF px = to_px(p);
+      if (started) path.lineTo(px);
+      else path.moveTo(px);
+      started = true;
+      marks.push_back(px);
+    }
+    QPen pen(s.color, em * 0.14);
+    if (s.dashed) pen.setStyle(Qt::DashLine);
+    painter.setPen(pen);
+    painter.setBrush(Qt::NoBrush);
+    painter.drawPath(path);
+    if (!s.dashed) {
+      painter.setBrush(s.color);
+      for (const QPointF& m : marks) painter.drawEllipse(m, em * 0.18, em * 0.18);
+    }
+  }
+  painter.setClipping(false);
+
+  // Legend, top left inside the plot.
+  double ly = area.top() + em * 0.4;
+  for (const ChartSeries& s : chart.series) {
+    QPen pen(s.color, em * 0.14);
+    if (s.dashed) pen.setStyle(Qt::DashLine);
+    painter.setPen(pen);
+    painter.drawLine(QPointF(area.left() + em * 0.5, ly + em / 2), QPointF(area.left() + em * 1.8, ly + em / 2));
+    painter.setPen(style.foreground);
+    painter.drawText(QRectF(area.left() + em * 2.1, ly, area.width() - em * 2.5, em), Qt::AlignLeft | Qt::AlignVCenter, s.name);
+    ly += em * 1.1;
+  }
+  painter.restore();
+}
+
+PaintedFigure line_chart_figure(const LineChart& chart, const FigureStyle& style) {
+  PaintedFigure figure;
+  figure.size = line_chart_size(chart, style);
+  figure.title = chart.title;
+  figure.description = chart.note;
+  figure.background = style.background;
+  figure.draw = [chart, style](QPainter& painter, const QRectF& target) { draw_line_chart(painter, target, chart, style); };
+  return figure;
+}
+
+}  // namespace attnlab
