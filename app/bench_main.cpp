@@ -70,6 +70,8 @@ void bench_softmax(int repeats) {
   }
 }
 
+// One keystroke at 512 tokens: the whole tiny-encoder forward with every layer's trace (what the
+// views draw), for each variant with its default parameters.
 void bench_playground(int repeats) {
   std::string text;
   const char* words[] = {"the", "model", "reads", "a", "long", "sentence", "and", "every", "token", "attends", "."};
@@ -78,10 +80,17 @@ void bench_playground(int repeats) {
   PlaygroundRequest request;
   request.text = text;
   const auto first = playground.run(request);
-  const Stats s = time_ms(repeats, [&] { playground.run(request); });
-  std::printf("playground forward tiny-encoder (4 layers x 8 heads, d_model 256) L=%lld with all weights: %.1f ms "
-              "(min %.1f, max %.1f), model build %.1f ms\n",
-              static_cast<long long>(first->length()), s.median, s.min, s.max, first->model_ms);
+  std::printf("playground forward, tiny-encoder (4 layers x 8 heads, d_model 256), L=%lld, all traces; model build %.1f ms:\n",
+              static_cast<long long>(first->length()), first->model_ms);
+  for (const Attention* variant : Registry::builtin().all()) {
+    request.variant = variant->spec().name;
+    try {
+      const Stats s = time_ms(repeats, [&] { playground.run(request); });
+      std::printf("  %-14s %6.1f ms (min %.1f, max %.1f)\n", request.variant.c_str(), s.median, s.min, s.max);
+    } catch (const std::exception& e) {
+      std::printf("  %-14s failed: %s\n", request.variant.c_str(), e.what());
+    }
+  }
 }
 
 // Every registered variant at one long length, one head: fast path (no trace) time and the

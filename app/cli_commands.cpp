@@ -42,16 +42,29 @@ const char* kUsage =
     "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf (or the view's data: .npy, .csv, .json)\n"
     "         [--model NAME|CONFIG.json] [--weights W.safetensors] [--variant NAME]\n"
     "         [--param key=value]... [--causal] [--seed N] [--weight-seed N] [--layer I] [--head J]\n"
-    "         [--view heatmap|heads|buckets|clusters|blocks|yoso] [--colormap viridis|magma|cividis|coolwarm]\n"
-    "         [--dpi N]\n"
+    "         [--view heatmap|heads|buckets|clusters|blocks|yoso] [--view-option key=value]...\n"
+    "         [--colormap viridis|magma|cividis|coolwarm] [--dpi N]\n"
     "      Render a view headless (layers and heads count from 0). Options after --session\n"
-    "      override the session's values.\n"
+    "      override the session's values; --view-option sets one of the view's own options (see\n"
+    "      below) over the session's \"view_options\"; another --view starts from its defaults.\n"
     "  memory-depth [--layers N] [--length L] [--d-model D] [--heads H] [--d-ff F] [--variant NAME]\n"
     "         [--param key=value]... [--seed N] [--dpi N] --out FILE.png|.svg|.pdf|.csv|.json\n"
     "      Activation memory a training forward pass keeps, standard vs reversible residual stack,\n"
     "      for depths 1..N, with the reversible stack's reconstruction error.\n"
     "  info\n"
     "      Version, device and threads.\n";
+
+// The views' own options (figure --view-option key=value), from the view registry.
+std::string view_options_usage() {
+  std::string text = "\nview options (figure --view NAME --view-option key=value):\n";
+  for (const ViewSpec& view : view_specs()) {
+    for (const ParamSpec& option : view.options) {
+      text += "  " + view.name + ": --view-option " + option.key + "=" + param_value_to_string(option.default_value) +
+              "   (" + option.describe_range() + ")\n      " + option.help + "\n";
+    }
+  }
+  return text;
+}
 
 class UsageError : public Error {
  public:
@@ -236,7 +249,7 @@ int cmd_attend(int argc, char** argv) {
 int cmd_figure(int argc, char** argv) {
   const Options o = parse_options("figure", argc, argv,
                                   {"text", "session", "model", "weights", "variant", "param", "seed", "weight-seed", "layer",
-                                   "head", "view", "colormap", "dpi", "out"},
+                                   "head", "view", "view-option", "colormap", "dpi", "out"},
                                   {"causal"});
   const std::string out_path = o.require("figure", "out");
   if (o.has("text") == o.has("session")) throw UsageError("figure needs exactly one of --text and --session");
@@ -255,7 +268,10 @@ int cmd_figure(int argc, char** argv) {
   if (o.has("weight-seed")) s.weight_seed = parse_seed("weight-seed", o.get("weight-seed"));
   if (o.has("layer")) s.layer = parse_index("layer", o.get("layer"));
   if (o.has("head")) s.head = parse_index("head", o.get("head"));
-  if (o.has("view")) s.view = o.get("view");
+  if (o.has("view") && o.get("view") != s.view) {
+    s.view = o.get("view");
+    s.view_options = nlohmann::json::object();  // options belong to the view they were set for
+  }
   if (o.has("colormap")) s.colormap = o.get("colormap");
   const Attention& variant = Registry::builtin().get(s.variant);
   Params params(variant.spec().params);
@@ -264,6 +280,7 @@ int cmd_figure(int argc, char** argv) {
   s.params = params.to_json();
   s = Session::from_json(s.to_json());  // validates view and colormap names
   const ViewSpec& view = view_spec(s.view);
+  for (const std::string& assignment : o.all("view-option")) set_view_option(view, s.view_options, assignment);
   check_view_extension(view, QString::fromStdString(out_path));  // before computing
   double dpi = 150.0;
   if (o.has("dpi")) {
@@ -280,6 +297,7 @@ int cmd_figure(int argc, char** argv) {
   context.layer = s.layer;
   context.head = s.head;
   context.colormap = Colormap::find(QString::fromStdString(s.colormap))->id();
+  context.options = s.view_options;
   ExportOptions options;
   options.dpi = dpi;
   export_view(view, context, QString::fromStdString(out_path), options);
@@ -355,8 +373,8 @@ int cmd_memory_depth(int argc, char** argv) {
                    .arg(worst, 0, 'g', 2);
   chart.x_label = QStringLiteral("layers");
   chart.y_label = QStringLiteral("activations kept (MiB)");
-  ChartSeries standard{QStringLiteral("standard residual stack"), categorical_color(1), {}, false};
-  ChartSeries reversible{QStringLiteral("reversible stack"), categorical_color(0), {}, false};
+  ChartSeries standard{QStringLiteral("standard residual stack"), okabe_ito(OkabeIto::Vermillion), {}, false, {}};
+  ChartSeries reversible{QStringLiteral("reversible stack"), okabe_ito(OkabeIto::Blue), {}, false, {}};
   for (const auto& p : points) {
     standard.points.emplace_back(p.layers, mib(p.standard_bytes));
     reversible.points.emplace_back(p.layers, mib(p.reversible_bytes));
@@ -396,6 +414,7 @@ int run(int argc, char** argv) {
   try {
     if (command == "--help" || command == "-h" || command == "help") {
       std::fputs(kUsage, stdout);
+      std::fputs(view_options_usage().c_str(), stdout);
       return 0;
     }
     if (command == "--version") {

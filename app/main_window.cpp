@@ -219,6 +219,9 @@ void MainWindow::buildUi() {
     view_tabs_->setTabVisible(view_tabs_->count() - 1, false);
     variant_views_.emplace_back(spec.name, widget);
     connect(widget, &TraceViewWidget::tokenHovered, this, [this](int token) { setLinkedToken(token, -1); });
+    connect(widget, &TraceViewWidget::viewOptionsChanged, this, [this] {
+      if (!applying_) setModified(true);
+    });
   }
   connect(view_tabs_, &QTabWidget::currentChanged, this, [this](int index) {
     if (applying_ || index < 0) return;
@@ -280,7 +283,11 @@ void MainWindow::buildUi() {
     setModified(true);
     refreshViews();
   };
-  connect(layer_box_, &QSpinBox::valueChanged, this, redraw);
+  connect(layer_box_, &QSpinBox::valueChanged, this, [this, redraw] {
+    redraw();
+    // Only the layer on screen is compared with exact attention; another layer needs its own.
+    if (!applying_ && result_ && result_->variant != "softmax") scheduleCompute(0);
+  });
   connect(head_box_, &QSpinBox::valueChanged, this, [this, redraw] {
     head_grid_->setCurrentHead(head_box_->value());
     view_ = "heatmap";
@@ -400,8 +407,14 @@ Session MainWindow::currentSession() const {
   s.layer = layer_box_->value();
   s.head = head_box_->value();
   s.view = view_;
+  s.view_options = currentViewOptions();
   s.colormap = colormap_box_->currentText().toStdString();
   return s;
+}
+
+nlohmann::json MainWindow::currentViewOptions() const {
+  const TraceViewWidget* widget = variantView(view_);
+  return widget ? widget->viewOptions() : nlohmann::json::object();
 }
 
 void MainWindow::applySession(const Session& session) {
@@ -415,6 +428,7 @@ void MainWindow::applySession(const Session& session) {
   if (session.weight_seed > 2'000'000'000ULL || session.attention_seed > 2'000'000'000ULL) {
     throw ParamError("seeds in the window are limited to 0..2000000000");
   }
+  view_options(view_spec(session.view), session.view_options);
 
   applying_ = true;
   if (model_box_->findText(QString::fromStdString(session.model)) < 0) model_box_->addItem(QString::fromStdString(session.model));
@@ -432,6 +446,7 @@ void MainWindow::applySession(const Session& session) {
   head_grid_->setCurrentHead(session.head);
   colormap_box_->setCurrentText(QString::fromStdString(session.colormap));
   view_ = session.view;
+  if (TraceViewWidget* widget = variantView(session.view)) widget->setViewOptions(session.view_options);
   editor_->setPlainText(QString::fromStdString(session.text));
   applying_ = false;
   scheduleCompute(0);
@@ -506,7 +521,9 @@ void MainWindow::exportCurrentView(const QString& path, double dpi) {
   if (!result_) throw ParamError("nothing to export yet: no result has been computed");
   ExportOptions options;
   options.dpi = dpi;
-  export_view(view_spec(view_), viewContext(), path, options);
+  ViewContext context = viewContext();
+  context.options = currentViewOptions();  // the figure shows what the widget shows
+  export_view(view_spec(view_), context, path, options);
 }
 
 ViewContext MainWindow::viewContext() const {

@@ -52,7 +52,8 @@ class MainWindow : public QMainWindow {
   // Show problems in the window and return false instead of throwing.
   bool openSessionFile(const QString& path);
   bool saveSessionFile(const QString& path);
-  // Exports the current view ("heatmap" or "heads") to path (format from the extension). Throws.
+  // Exports the current view (the heatmap, the heads or a variant view, with the options its
+  // widget shows) to path (format from the extension). Throws.
   void exportCurrentView(const QString& path, double dpi);
 
   QPlainTextEdit* editor() const { return editor_; }
@@ -67,6 +68,8 @@ class MainWindow : public QMainWindow {
   TraceViewWidget* variantView(const std::string& name) const;
   // The view Ctrl+E exports: "heatmap", "heads" or a variant view's name.
   const std::string& currentViewName() const { return view_; }
+  // That view's options as its widget shows them ({} for the heatmap and the heads).
+  nlohmann::json currentViewOptions() const;
   PlaygroundResultPtr lastResult() const { return result_; }
   QString errorText() const;
   bool isComputing() const { return computing_; }

@@ -52,6 +52,7 @@ nlohmann::json Session::to_json() const {
                         {"layer", layer},
                         {"head", head},
                         {"view", view},
+                        {"view_options", view_options},
                         {"colormap", colormap}};
 }
 
@@ -81,6 +82,7 @@ Session Session::from_json(const nlohmann::json& j) {
   s.layer = field<int>(j, "layer", 0);
   s.head = field<int>(j, "head", 0);
   s.view = field<std::string>(j, "view", s.view);
+  if (j.contains("view_options")) s.view_options = j.at("view_options");
   s.colormap = field<std::string>(j, "colormap", s.colormap);
 
   // Validate what can be checked without running the model.
@@ -88,7 +90,7 @@ Session Session::from_json(const nlohmann::json& j) {
   Params params(variant.spec().params);
   params.set_from_json(s.params);
   try {
-    view_spec(s.view);
+    attnlab::view_options(view_spec(s.view), s.view_options);
   } catch (const ParamError& e) {
     throw ParamError(std::string("session ") + e.what());
   }
@@ -132,6 +134,7 @@ PlaygroundRequest Session::to_request() const {
   r.causal = causal;
   r.weight_seed = weight_seed;
   r.attention_seed = attention_seed;
+  r.compare_layer = layer;  // the comparison with exact attention is drawn for the layer on screen
   return r;
 }
 

@@ -3,7 +3,11 @@
 // {"format": "attnlab-session", "version": 1, "text": "...", "model": "tiny-encoder",
 //  "weights": "", "variant": "softmax", "params": {...}, "causal": false,
 //  "seeds": {"weights": 1, "attention": 1}, "layer": 0, "head": 0, "view": "heatmap",
-//  "colormap": "viridis"}
+//  "view_options": {}, "colormap": "viridis"}
+//
+// "view_options" holds the view's own settings (trace_view.h: the LSH round, the k-means step,
+// ...), checked against that view's option specs. It is optional: sessions written before it
+// existed read as the view's defaults (the version stays 1).
 #pragma once
 
 #include <QString>
@@ -27,12 +31,14 @@ struct Session {
   int layer = 0;  // 0-based
   int head = 0;   // 0-based
   std::string view = "heatmap";  // a ViewSpec name: "heatmap", "heads", "buckets", ... (trace_view.h)
+  nlohmann::json view_options = nlohmann::json::object();  // keys of that view's ViewSpec::options
   std::string colormap = "viridis";
 
   static Session with_default_example();  // the built-in example the window opens on
 
   nlohmann::json to_json() const;
-  // Validates names and types (variant, params, view, colormap, seeds); throws ParamError.
+  // Validates names and types (variant, params, view and its options, colormap, seeds); throws
+  // ParamError.
   static Session from_json(const nlohmann::json& j);
   // Throws IoError / FormatError / ParamError naming the file.
   static Session load(const std::string& path);

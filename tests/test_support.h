@@ -5,9 +5,12 @@
 #include <QTest>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
+#include "attention/registry.h"
 #include "core/error.h"
+#include "core/memory_meter.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -47,6 +50,21 @@ inline double max_relative_error(const float* a, const double* b, std::int64_t n
   return worst;
 }
 
+// The variant's hyperparameters: its defaults with `values` (a JSON object) set over them.
+inline Params params_of(const std::string& variant, const nlohmann::json& values) {
+  Params p(Registry::builtin().get(variant).spec().params);
+  p.set_from_json(values);
+  return p;
+}
+
+// Bytes `run` holds at its peak beyond what was held before it (the memory meter's count).
+inline std::int64_t peak_bytes_of(const std::function<void()>& run) {
+  memory::reset_peak();
+  const std::int64_t before = memory::current_bytes();
+  run();
+  return memory::peak_bytes() - before;
+}
+
 }  // namespace attnlab::test
 
 // Expects `statement` to throw E with a message containing `part`.
@@ -57,3 +75,31 @@ inline double max_relative_error(const float* a, const double* b, std::int64_t n
     QVERIFY2(attnlab::test::contains(message_, part), ("message '" + message_ + "' lacks '" +         \
                                                         std::string(part) + "'").c_str());            \
   } while (0)
+
+// Expects max_relative_error(actual, reference) < tolerance; `actual` a Tensor (or anything with
+// data() of floats and size()), `reference` doubles; the message names `what`.
+#define EXPECT_NEAR_REFERENCE(actual, reference, tolerance, what)                                    \
+  do {                                                                                               \
+    const double error_ =                                                                            \
+        attnlab::test::max_relative_error((actual).data(), (reference).data(), (actual).size());     \
+    QVERIFY2(error_ < (tolerance), qPrintable(QStringLiteral("%1 error %2").arg(QString(what)).arg(error_))); \
+  } while (0)
+
+namespace attnlab::test {
+
+// Expects `variant` to stop with CancelledError on its fast and its traced path when the cancel
+// token is set before it starts (q serves as queries, keys and values).
+inline void expect_cancelled_on_both_paths(const std::string& variant, const Tensor& q) {
+  const Attention& attention = Registry::builtin().get(variant);
+  const Params params(attention.spec().params);
+  CancelToken token;
+  token.cancel();
+  for (const bool traced : {false, true}) {
+    Trace trace;
+    EXPECT_ERROR(CancelledError, run_attention(attention, (AttentionInput{q, q, q, false, nullptr, &params, 1, &token}),
+                                               traced ? &trace : nullptr),
+                 "cancelled");
+  }
+}
+
+}  // namespace attnlab::test

@@ -2,15 +2,19 @@
 // the receptive field after n layers (slider n = 1..4), drawn by figures/bigbird_figure.h. The
 // widget follows the window's layer and head (setContext) and the linked token; hovering a
 // matrix reports the query token under the pointer.
+//
+// View option: layers (int 1..4, the receptive field's depth; no range depends on the result).
 #pragma once
 
-#include <QSlider>
 #include <QLabel>
+#include <QSlider>
 
 #include "figures/bigbird_figure.h"
 #include "trace_view.h"
 
 namespace attnlab {
+
+class FigureCanvas;
 
 ViewSpec bigbird_view_spec();
 
@@ -22,26 +26,25 @@ class BigBirdView final : public TraceViewWidget {
 
   void setContext(const ViewContext& context) override;
   void setHighlightedToken(int token) override;
+  nlohmann::json viewOptions() const override;
+  void setViewOptions(const nlohmann::json& options) override;
 
   const ViewContext& context() const { return context_; }
   int receptiveLayers() const;
   void setReceptiveLayers(int layers);
   QSlider* layersSlider() const { return layers_slider_; }
-  // The figure area (child widget) and its current layout, for hit testing and tests.
-  QWidget* canvas() const { return canvas_; }
+  // The figure's canvas and the layout of the figure on its surface, for hit testing and tests.
+  FigureCanvas* canvas() const { return canvas_; }
   BigBirdFigureLayout figureLayout() const;
   FigureStyle figureStyle() const;
 
  private:
-  friend class BigBirdCanvas;
-  void hoverAt(QPointF pos);
+  void showFigure();
 
   ViewContext context_;
   QSlider* layers_slider_ = nullptr;
   QLabel* layers_label_ = nullptr;
-  QLabel* message_ = nullptr;
-  QWidget* canvas_ = nullptr;
-  int hovered_ = -1;
+  FigureCanvas* canvas_ = nullptr;
 };
 
 }  // namespace attnlab

@@ -3,8 +3,6 @@
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QMouseEvent>
-#include <QPainter>
 #include <QPushButton>
 #include <QSlider>
 #include <QSpinBox>
@@ -15,6 +13,8 @@
 #include <functional>
 
 #include "core/error.h"
+#include "figure_canvas.h"
+#include "figures/figure_kit.h"
 #include "result_views.h"
 
 namespace attnlab {
@@ -23,77 +23,42 @@ namespace {
 
 constexpr int kPlayIntervalMs = 1800;  // one step of the step-through every 1.8 s while playing
 
-const ReformerLshExtras* lsh_extras(const PlaygroundResult& result, int layer) {
-  if (layer < 0 || layer >= static_cast<int>(result.layers.size())) return nullptr;
-  return dynamic_cast<const ReformerLshExtras*>(result.layers[static_cast<std::size_t>(layer)].extras.get());
+std::vector<ParamSpec> lsh_option_specs() {
+  return {ParamSpec::integer("round", "Hash round", 0, 0, variant_param_max("reformer_lsh", "n_hashes") - 1,
+                             "Hash round shown in panels ①–④, counting from 0; a round not below the result's n_hashes "
+                             "is refused, naming the range"),
+          ParamSpec::integer("k", "Recall k", kLshDefaultRecallK, 1, ReformerLshExtras::kMaxRecallK,
+                             "k of the recall@k marked in panel ⑦; clamped to K = min(tokens, 64), the largest k the "
+                             "trace holds"),
+          ParamSpec::choice("stage", "Stage", lsh_stage_name(LshStage::Overview), lsh_stage_names(),
+                            "Step of the algorithm the figure stresses: overview shows every panel, the others dim "
+                            "the panels that step does not touch")};
 }
 
-FigureStyle style_for(const QWidget& widget) {
-  FigureStyle style;
-  style.background = widget.palette().color(QPalette::Base);
-  style.foreground = widget.palette().color(QPalette::Text);
-  return style;
+// The figure options `options` ask for; throws ParamError for a round the result lacks.
+LshFigureOptions figure_options(const LshFigureModel& model, const nlohmann::json& options) {
+  const Params o = view_options(view_spec("buckets"), options);
+  LshFigureOptions out;
+  out.round = static_cast<int>(o.get_int("round"));
+  if (out.round >= model.rounds()) {
+    throw ParamError("view 'buckets' option round=" + std::to_string(out.round) + " is out of range: this result has hash rounds 0.." +
+                     std::to_string(model.rounds() - 1) + " (n_hashes = " + std::to_string(model.rounds()) + ")");
+  }
+  out.k = static_cast<int>(o.get_int("k"));  // the figure clamps it to [1, K]
+  out.stage = lsh_stage_from_name(o.get_choice("stage"));
+  return out;
 }
 
 }  // namespace
 
-// The drawing surface: the figure at the widget's size, hover reported as a token.
-class LshCanvas final : public QWidget {
- public:
-  explicit LshCanvas(QWidget* parent) : QWidget(parent) {
-    setMouseTracking(true);
-    setMinimumSize(360, 260);
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
-  }
-
-  std::shared_ptr<const LshFigureModel> model;
-  const LshFigureOptions* options = nullptr;
-  QString message;
-  std::function<void(int)> on_hover;
-
-  int tokenAt(QPointF pos) const {
-    if (!model || !options) return -1;
-    return lsh_token_at(*model, *options, style_for(*this), QRectF(rect()), this, pos);
-  }
-
- protected:
-  void paintEvent(QPaintEvent*) override {
-    QPainter painter(this);
-    painter.fillRect(rect(), palette().color(QPalette::Base));
-    if (!model || !options) {
-      painter.setPen(palette().color(QPalette::PlaceholderText));
-      painter.drawText(rect().adjusted(12, 12, -12, -12), Qt::AlignCenter | Qt::TextWordWrap,
-                       message.isEmpty() ? QStringLiteral("No result") : message);
-      return;
-    }
-    draw_lsh_figure(painter, QRectF(rect()), *model, *options, style_for(*this));
-  }
-  void mouseMoveEvent(QMouseEvent* event) override {
-    const int token = tokenAt(event->position());
-    if (token != hovered_) {
-      hovered_ = token;
-      if (token >= 0) setToolTip(model->labels().value(token) + QStringLiteral(" (token %1)").arg(token));
-      else setToolTip(QString());
-      if (on_hover) on_hover(token);
-    }
-  }
-  void leaveEvent(QEvent*) override {
-    if (hovered_ >= 0) {
-      hovered_ = -1;
-      if (on_hover) on_hover(-1);
-    }
-  }
-
- private:
-  int hovered_ = -1;
-};
-
 LshViewWidget::LshViewWidget(QWidget* parent) : TraceViewWidget(parent) {
-  canvas_ = new LshCanvas(this);
+  canvas_ = new FigureCanvas(this);
   canvas_->setObjectName(QStringLiteral("lshCanvas"));
   options_.compact_header = true;  // the step and the causal note are in the labels above
-  canvas_->options = &options_;
-  canvas_->on_hover = [this](int token) { hover(token); };
+  connect(canvas_, &FigureCanvas::tokenHovered, this, [this](int token) {
+    setHighlightedToken(token);
+    emit tokenHovered(token);
+  });
 
   round_box_ = new QSpinBox;
   round_box_->setObjectName(QStringLiteral("lshRound"));
@@ -172,11 +137,11 @@ LshViewWidget::LshViewWidget(QWidget* parent) : TraceViewWidget(parent) {
     }
   });
   refreshControls();
+  showFigure();
 }
 
 LshViewWidget::~LshViewWidget() = default;
 
-QWidget* LshViewWidget::canvas() const { return canvas_; }
 bool LshViewWidget::playing() const { return play_timer_->isActive(); }
 QString LshViewWidget::message() const { return message_; }
 
@@ -190,45 +155,76 @@ void LshViewWidget::setContext(const ViewContext& context) {
     model_.reset();
     message_ = QString::fromStdString(e.what());
   }
-  if (model_) {
-    options_.round = std::clamp(options_.round, 0, model_->rounds() - 1);
-    options_.k = std::clamp(options_.k, 1, model_->recall_k());
-  }
-  canvas_->model = model_;
-  canvas_->message = message_;
   refreshControls();
-  canvas_->update();
+  showFigure();
+}
+
+void LshViewWidget::showFigure() {
+  if (!model_) {
+    canvas_->clearFigure(message_.isEmpty() ? tr("No result") : message_);
+    return;
+  }
+  FigureCanvas::Figure figure;
+  figure.size = lsh_figure_size(*model_, canvas_->figureStyle());
+  figure.draw = [this](QPainter& painter, const QRectF& target, const FigureStyle& style) {
+    draw_lsh_figure(painter, target, *model_, options(), style);
+  };
+  figure.token_at = [this](const QRectF& target, const FigureStyle& style, const QPaintDevice* device, QPointF pos) {
+    return lsh_token_at(*model_, options(), style, target, device, pos);
+  };
+  figure.tooltip = [this](int token) { return model_->labels().value(token) + QStringLiteral(" (token %1)").arg(token); };
+  canvas_->setFigure(std::move(figure));
+}
+
+LshFigureOptions LshViewWidget::options() const {
+  LshFigureOptions shown = options_;
+  if (model_) {
+    shown.round = std::clamp(shown.round, 0, model_->rounds() - 1);
+    shown.k = std::clamp(shown.k, 1, model_->recall_k());
+  }
+  return shown;
+}
+
+nlohmann::json LshViewWidget::viewOptions() const {
+  const LshFigureOptions shown = options();
+  return {{"round", shown.round}, {"k", shown.k}, {"stage", lsh_stage_name(shown.stage)}};
+}
+
+void LshViewWidget::setViewOptions(const nlohmann::json& options) {
+  const Params o = view_options(view_spec("buckets"), options);  // throws before anything changes
+  options_.round = static_cast<int>(o.get_int("round"));
+  options_.k = static_cast<int>(o.get_int("k"));
+  options_.stage = lsh_stage_from_name(o.get_choice("stage"));
+  optionsChanged();
+}
+
+void LshViewWidget::optionsChanged() {
+  refreshControls();
+  canvas_->refresh();
+  emit viewOptionsChanged();
 }
 
 void LshViewWidget::setHighlightedToken(int token) {
   if (options_.highlight == token) return;
   options_.highlight = token;
-  canvas_->update();
-}
-
-void LshViewWidget::hover(int token) {
-  setHighlightedToken(token);
-  emit tokenHovered(token);
+  canvas_->refresh();
 }
 
 void LshViewWidget::setRound(int round) {
   if (model_) round = std::clamp(round, 0, model_->rounds() - 1);
   options_.round = std::max(0, round);
-  refreshControls();
-  canvas_->update();
+  optionsChanged();
 }
 
 void LshViewWidget::setRecallK(int k) {
   if (model_) k = std::clamp(k, 1, model_->recall_k());
   options_.k = std::max(1, k);
-  refreshControls();
-  canvas_->update();
+  optionsChanged();
 }
 
 void LshViewWidget::setStage(LshStage stage) {
   options_.stage = stage;
-  refreshControls();
-  canvas_->update();
+  optionsChanged();
 }
 
 void LshViewWidget::setStepping(bool on) {
@@ -260,21 +256,23 @@ QString LshViewWidget::stageText() const {
 
 QString LshViewWidget::recallText() const {
   if (!model_) return QString();
-  return QStringLiteral("recall@%1: mean %2").arg(options_.k).arg(model_->mean_recall(options_.k), 0, 'f', 3);
+  const int k = options().k;
+  return QStringLiteral("recall@%1: mean %2").arg(k).arg(model_->mean_recall(k), 0, 'f', 3);
 }
 
 void LshViewWidget::refreshControls() {
   updating_ = true;
   const bool ready = model_ != nullptr;
   const bool stepping = options_.stage != LshStage::Overview;
+  const LshFigureOptions shown = options();
   round_box_->setEnabled(ready);
   k_slider_->setEnabled(ready);
   step_button_->setEnabled(ready);
   if (ready) {
     round_box_->setRange(0, model_->rounds() - 1);
-    round_box_->setValue(options_.round);
+    round_box_->setValue(shown.round);
     k_slider_->setRange(1, model_->recall_k());
-    k_slider_->setValue(options_.k);
+    k_slider_->setValue(shown.k);
   }
   step_button_->setChecked(stepping);
   back_button_->setEnabled(ready && stepping && options_.stage != LshStage::Rotate);
@@ -358,10 +356,10 @@ ViewSpec lsh_view_spec() {
   v.title = QStringLiteral("LSH buckets");
   v.requirement = QStringLiteral("needs the reformer_lsh variant");
   v.data_extensions = {QStringLiteral("csv"), QStringLiteral("json")};
-  v.accepts = [](const PlaygroundResult& r) { return r.variant == "reformer_lsh" && lsh_extras(r, 0) != nullptr; };
+  v.accepts = [](const PlaygroundResult& r) { return result_has_extras<ReformerLshExtras>(r, "reformer_lsh"); };
   v.figure = [](const ViewContext& c, const FigureStyle& style) {
     auto model = std::make_shared<const LshFigureModel>(c.result, c.layer, c.head, c.colormap);
-    LshFigureOptions options;  // round 0, k = 8, every panel
+    LshFigureOptions options = figure_options(*model, c.options);
     options.highlight = c.highlighted_token;
     return lsh_painted_figure(std::move(model), options, style);
   };
@@ -376,6 +374,7 @@ ViewSpec lsh_view_spec() {
     }
   };
   v.make_widget = [](QWidget* parent) -> TraceViewWidget* { return new LshViewWidget(parent); };
+  v.options = lsh_option_specs();
   return v;
 }
 

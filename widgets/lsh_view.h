@@ -2,6 +2,9 @@
 // and combined one head (figures/lsh_figure.h draws it). The widget adds a round selector, a k
 // slider that reads the engine's precomputed recall, a step-through mode for class (Back/Next,
 // Play) and linked highlighting. Data export: CSV (one line per token) and JSON (the trace).
+//
+// View options: round (int; a round ≥ the result's n_hashes is refused, naming the range), k
+// (int; clamped to the K the trace holds), stage ("overview", "rotate", ... "unsort").
 #pragma once
 
 #include <QByteArray>
@@ -29,7 +32,7 @@ QByteArray lsh_view_csv(const ViewContext& context);
 //  "settings": the trace's settings, "trace": the head's trace (ReformerLshExtras::head_to_json)}.
 nlohmann::json lsh_view_json(const ViewContext& context);
 
-class LshCanvas;
+class FigureCanvas;
 
 class LshViewWidget final : public TraceViewWidget {
   Q_OBJECT
@@ -40,6 +43,8 @@ class LshViewWidget final : public TraceViewWidget {
 
   void setContext(const ViewContext& context) override;
   void setHighlightedToken(int token) override;
+  nlohmann::json viewOptions() const override;
+  void setViewOptions(const nlohmann::json& options) override;
 
   void setRound(int round);
   void setRecallK(int k);
@@ -48,9 +53,10 @@ class LshViewWidget final : public TraceViewWidget {
   void nextStage();
   void previousStage();
 
-  const LshFigureOptions& options() const { return options_; }
+  // The options the figure is drawn with: round and k clamped to the result's ranges.
+  LshFigureOptions options() const;
   std::shared_ptr<const LshFigureModel> model() const { return model_; }
-  QWidget* canvas() const;
+  FigureCanvas* canvas() const { return canvas_; }
   QString stageText() const;        // what the stage label shows
   QString recallText() const;       // what the k label shows
   QString message() const;          // why nothing is drawn ("" when a figure is shown)
@@ -58,13 +64,16 @@ class LshViewWidget final : public TraceViewWidget {
 
  private:
   void refreshControls();
-  void hover(int token);
+  void showFigure();
+  void optionsChanged();  // repaint, controls, viewOptionsChanged
 
   ViewContext context_;
   std::shared_ptr<const LshFigureModel> model_;
+  // As chosen: round and k are clamped when drawn, so a result with fewer rounds does not lose
+  // the choice (options() gives the clamped values).
   LshFigureOptions options_;
   QString message_;
-  LshCanvas* canvas_ = nullptr;
+  FigureCanvas* canvas_ = nullptr;
   QSpinBox* round_box_ = nullptr;
   QSlider* k_slider_ = nullptr;
   QLabel* k_label_ = nullptr;

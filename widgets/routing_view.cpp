@@ -3,8 +3,6 @@
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QMouseEvent>
-#include <QPainter>
 #include <QPushButton>
 #include <QSlider>
 #include <QTimer>
@@ -12,40 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "figure_canvas.h"
+#include "figures/figure_kit.h"
 
 namespace attnlab {
-
-// The drawing surface: the figure at the view's step, hover to highlight.
-class RoutingCanvas final : public QWidget {
- public:
-  explicit RoutingCanvas(RoutingView* view) : QWidget(view), view_(view) {
-    setMouseTracking(true);
-    setMinimumSize(320, 240);
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
-  }
-  QSize sizeHint() const override { return QSize(1000, 560); }
-
- protected:
-  void paintEvent(QPaintEvent*) override {
-    QPainter painter(this);
-    const FigureStyle style = view_->figureStyle();
-    painter.fillRect(rect(), style.background);
-    if (!view_->data_) {
-      painter.setPen(palette().color(QPalette::PlaceholderText));
-      painter.drawText(rect().adjusted(8, 8, -8, -8), Qt::AlignCenter | Qt::TextWordWrap, view_->message_);
-      return;
-    }
-    RoutingFigureOptions options;
-    options.step = view_->step_;
-    options.highlighted = view_->highlighted_;
-    draw_routing_figure(painter, QRectF(rect()), *view_->data_, style, options);
-  }
-  void mouseMoveEvent(QMouseEvent* event) override { view_->hoverAt(event->position()); }
-  void leaveEvent(QEvent*) override { view_->hoverAt(QPointF(-1, -1)); }
-
- private:
-  RoutingView* view_;
-};
 
 namespace {
 
@@ -102,16 +70,10 @@ QByteArray routing_csv(const RoutingFigureData& data) {
 }
 
 QByteArray routing_json(const RoutingFigureData& data) {
-  nlohmann::json j;
-  j["view"] = "clusters";
-  j["title"] = data.variant_title.toStdString();
-  j["layer"] = data.layer;
-  j["head"] = data.head;
-  nlohmann::json tokens = nlohmann::json::array();
-  for (const QString& token : data.tokens) tokens.push_back(token.toStdString());
-  j["tokens"] = std::move(tokens);
-  j["routing"] = data.extras->head_to_json(data.head);
-  return QByteArray::fromStdString(j.dump(1));
+  const nlohmann::json j = {{"view", "clusters"},
+                            {"title", data.variant_title.toStdString()},
+                            {"routing", data.extras->head_to_json(data.head)}};
+  return view_json_bytes(j, data.layer, data.head, data.tokens);
 }
 
 ViewSpec routing_view_spec() {
@@ -120,12 +82,10 @@ ViewSpec routing_view_spec() {
   v.title = QStringLiteral("Routing clusters");
   v.requirement = QStringLiteral("needs the routing variant");
   v.data_extensions = {QStringLiteral("csv"), QStringLiteral("json")};
-  v.accepts = [](const PlaygroundResult& r) {
-    return r.variant == "routing" && !r.layers.empty() &&
-           dynamic_cast<const RoutingExtras*>(r.layers.front().extras.get()) != nullptr;
-  };
+  v.accepts = [](const PlaygroundResult& r) { return result_has_extras<RoutingExtras>(r, "routing"); };
   v.figure = [](const ViewContext& c, const FigureStyle& style) {
-    RoutingFigureOptions options;  // the last k-means step
+    RoutingFigureOptions options;
+    options.step = static_cast<int>(view_options(view_spec("clusters"), c.options).get_int("step"));  // clamped by the figure
     options.highlighted = c.highlighted_token;
     return routing_painted_figure(routing_figure_data(*c.result, c.layer, c.head, c.colormap), style, options);
   };
@@ -135,6 +95,9 @@ ViewSpec routing_view_spec() {
     write_bytes_atomically(path, suffix == QLatin1String("json") ? routing_json(data) : routing_csv(data));
   };
   v.make_widget = [](QWidget* parent) -> TraceViewWidget* { return new RoutingView(parent); };
+  v.options = {ParamSpec::integer("step", "k-means step", -1, -1, variant_param_max("routing", "kmeans_iters"),
+                                  "k-means step shown: 0 = the seeded initial centroids, -1 = the last; a step beyond the "
+                                  "result's last (its kmeans_iters) is clamped to it")};
   return v;
 }
 
@@ -150,8 +113,12 @@ RoutingView::RoutingView(QWidget* parent) : TraceViewWidget(parent) {
   step_label_ = new QLabel;
   hover_label_ = new QLabel;
   hover_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-  canvas_ = new RoutingCanvas(this);
+  canvas_ = new FigureCanvas(this);
   canvas_->setObjectName(QStringLiteral("routingCanvas"));
+  connect(canvas_, &FigureCanvas::tokenHovered, this, [this](int token) {
+    setHighlightedToken(token);
+    emit tokenHovered(token);
+  });
   timer_ = new QTimer(this);
   timer_->setInterval(kStepIntervalMs);
 
@@ -171,21 +138,16 @@ RoutingView::RoutingView(QWidget* parent) : TraceViewWidget(parent) {
   connect(timer_, &QTimer::timeout, this, [this] { advance(); });
   message_ = tr("Run the routing variant to see its clusters.");
   refreshControls();
+  showFigure();
 }
 
-FigureStyle RoutingView::figureStyle() const {
-  FigureStyle style;
-  style.background = palette().color(QPalette::Base);
-  style.foreground = palette().color(QPalette::Text);
-  return style;
-}
+FigureStyle RoutingView::figureStyle() const { return canvas_->figureStyle(); }
 
 bool RoutingView::playing() const { return timer_->isActive(); }
 
 void RoutingView::setContext(const ViewContext& context) {
-  const int previous_steps = steps();
   data_.reset();
-  if (!context.result || !routing_view_spec().accepts(*context.result)) {
+  if (!context.result || !view_spec("clusters").accepts(*context.result)) {
     message_ = tr("This view needs the routing variant.");
   } else {
     try {
@@ -194,35 +156,71 @@ void RoutingView::setContext(const ViewContext& context) {
       message_ = QString::fromStdString(e.what());
     }
   }
-  // Keep the step the user chose for another head or an edited text with the same number of
-  // steps (an animation goes on); otherwise start at the final centroids.
-  if (steps() != previous_steps || !data_ || data_->local()) {
-    timer_->stop();
-    step_ = std::max(0, steps() - 1);
-  }
+  // The chosen step stays (clamped to this result's steps; -1 follows the last), so another
+  // head, text or step count keeps what the user looks at, and an animation goes on.
+  if (!data_ || data_->local()) timer_->stop();
   highlighted_ = context.highlighted_token;
   refreshControls();
-  canvas_->update();
+  showFigure();
+}
+
+void RoutingView::showFigure() {
+  if (!data_) {
+    canvas_->clearFigure(message_);
+    return;
+  }
+  FigureCanvas::Figure figure;
+  figure.size = routing_figure_size(*data_, canvas_->figureStyle());
+  figure.draw = [this](QPainter& painter, const QRectF& target, const FigureStyle& style) {
+    RoutingFigureOptions options;
+    options.step = step();
+    options.highlighted = highlighted_;
+    draw_routing_figure(painter, target, *data_, style, options);
+  };
+  figure.token_at = [this](const QRectF& target, const FigureStyle& style, const QPaintDevice* device, QPointF pos) {
+    return routing_token_at(compute_routing_layout(*data_, style, target, device), *data_, pos);
+  };
+  canvas_->setFigure(std::move(figure));
+}
+
+int RoutingView::step() const {
+  const int last = std::max(0, steps() - 1);
+  return step_option_ < 0 ? last : std::min(step_option_, last);
+}
+
+nlohmann::json RoutingView::viewOptions() const {
+  // The last step is saved as -1, so that a session follows a changed number of k-means steps.
+  return {{"step", data_ && step() == steps() - 1 ? -1 : (data_ ? step() : step_option_)}};
+}
+
+void RoutingView::setViewOptions(const nlohmann::json& options) {
+  step_option_ = static_cast<int>(view_options(view_spec("clusters"), options).get_int("step"));
+  refreshControls();
+  canvas_->refresh();
+  emit viewOptionsChanged();
 }
 
 void RoutingView::setHighlightedToken(int token) {
   if (token == highlighted_) return;
   highlighted_ = token;
   hover_label_->setText(hoverText());
-  canvas_->update();
+  canvas_->refresh();
 }
 
 void RoutingView::setStep(int step) {
-  step = std::clamp(step, 0, std::max(0, steps() - 1));
-  if (step == step_) return;
-  step_ = step;
+  const int last = std::max(0, steps() - 1);
+  step = std::clamp(step, 0, last);
+  const int option = data_ && step == last ? -1 : step;
+  if (option == step_option_) return;
+  step_option_ = option;
   refreshControls();
-  canvas_->update();
+  canvas_->refresh();
+  emit viewOptionsChanged();
 }
 
 void RoutingView::play() {
   if (!data_ || data_->local() || steps() < 2) return;
-  if (step_ >= steps() - 1) setStep(0);  // from the start again
+  if (step() >= steps() - 1) setStep(0);  // from the start again
   timer_->start();
   refreshControls();
 }
@@ -233,8 +231,8 @@ void RoutingView::pause() {
 }
 
 void RoutingView::advance() {
-  setStep(step_ + 1);
-  if (step_ >= steps() - 1) pause();  // the animation ends at the final centroids
+  setStep(step() + 1);
+  if (step() >= steps() - 1) pause();  // the animation ends at the final centroids
 }
 
 void RoutingView::refreshControls() {
@@ -245,9 +243,9 @@ void RoutingView::refreshControls() {
   {
     const QSignalBlocker block(step_slider_);
     step_slider_->setRange(0, std::max(0, steps() - 1));
-    step_slider_->setValue(step_);
+    step_slider_->setValue(step());
   }
-  step_label_->setText(data_ && !data_->local() ? tr("%1 / %2").arg(step_).arg(steps() - 1) : tr("–"));
+  step_label_->setText(data_ && !data_->local() ? tr("%1 / %2").arg(step()).arg(steps() - 1) : tr("–"));
   hover_label_->setText(hoverText());
 }
 
@@ -268,24 +266,13 @@ QString RoutingView::hoverText() const {
   QString text = tr("#%1 '%2' · nearest centroid at step %3: query %4, key %5 · query in clusters {%6}, key in {%7}")
                      .arg(i)
                      .arg(token)
-                     .arg(step_)
-                     .arg(t.nearest_query_cluster(step_, i))
-                     .arg(i < t.key_xy.rows() ? QString::number(t.nearest_key_cluster(step_, i)) : QStringLiteral("–"))
+                     .arg(step())
+                     .arg(t.nearest_query_cluster(step(), i))
+                     .arg(i < t.key_xy.rows() ? QString::number(t.nearest_key_cluster(step(), i)) : QStringLiteral("–"))
                      .arg(q.join(QStringLiteral(", ")), kk.join(QStringLiteral(", ")));
   const int m = t.query_averaged[static_cast<std::size_t>(i)];
   text += m == 0 ? tr(" · unrouted: output 0") : tr(" · output = mean over %1 cluster(s)").arg(m);
   return text;
-}
-
-void RoutingView::hoverAt(QPointF pos) {
-  int token = -1;
-  if (data_ && pos.x() >= 0) {
-    const RoutingFigureLayout layout = compute_routing_layout(*data_, figureStyle(), QRectF(canvas_->rect()), canvas_);
-    token = routing_token_at(layout, *data_, pos);
-  }
-  if (token == highlighted_) return;
-  setHighlightedToken(token);
-  emit tokenHovered(token);
 }
 
 }  // namespace attnlab

@@ -3,9 +3,13 @@
 // iterations (animated on a QTimer only while playing), linked highlighting of the hovered
 // token, and a line describing it. Data export: CSV (one line per token: its query's and its
 // key's clusters, routed or not) and JSON (the engine's trace of the selected head).
+//
+// View option: step (int; -1 = the last k-means step; a step beyond the result's last is
+// clamped to it).
 #pragma once
 
 #include <QByteArray>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "figures/routing_figure.h"
@@ -27,7 +31,7 @@ QByteArray routing_csv(const RoutingFigureData& data);
 // {"view": "clusters", "variant", "layer", "head", "tokens": [...], "routing": the head's trace}
 QByteArray routing_json(const RoutingFigureData& data);
 
-class RoutingCanvas;
+class FigureCanvas;
 
 class RoutingView final : public TraceViewWidget {
   Q_OBJECT
@@ -40,8 +44,11 @@ class RoutingView final : public TraceViewWidget {
 
   void setContext(const ViewContext& context) override;
   void setHighlightedToken(int token) override;
+  nlohmann::json viewOptions() const override;
+  void setViewOptions(const nlohmann::json& options) override;
 
-  int step() const { return step_; }
+  // The k-means step shown (the option clamped to the result's steps).
+  int step() const;
   int steps() const { return data_ ? data_->steps() : 0; }
   bool playing() const;
   int highlightedToken() const { return highlighted_; }
@@ -52,14 +59,14 @@ class RoutingView final : public TraceViewWidget {
   QString message() const { return message_; }
   QString hoverText() const;
   FigureStyle figureStyle() const;
+  FigureCanvas* canvas() const { return canvas_; }
 
  private:
-  friend class RoutingCanvas;
   void advance();
   void refreshControls();
-  void hoverAt(QPointF pos);
+  void showFigure();
 
-  RoutingCanvas* canvas_ = nullptr;
+  FigureCanvas* canvas_ = nullptr;
   QPushButton* play_button_ = nullptr;
   QSlider* step_slider_ = nullptr;
   QLabel* step_label_ = nullptr;
@@ -67,7 +74,7 @@ class RoutingView final : public TraceViewWidget {
   QTimer* timer_ = nullptr;
   std::optional<RoutingFigureData> data_;
   QString message_;
-  int step_ = 0;
+  int step_option_ = -1;  // as chosen; -1: the last step of whatever result is shown
   int highlighted_ = -1;
 };
 

@@ -99,6 +99,56 @@ void check_view_context(const ViewSpec& view, const ViewContext& context) {
   }
 }
 
+namespace {
+
+std::string option_keys(const ViewSpec& view) {
+  std::string keys;
+  for (const ParamSpec& spec : view.options) keys += (keys.empty() ? "" : ", ") + spec.key;
+  return keys;
+}
+
+const ParamSpec& option_spec(const ViewSpec& view, const std::string& key) {
+  for (const ParamSpec& spec : view.options) {
+    if (spec.key == key) return spec;
+  }
+  if (view.options.empty()) throw ParamError("view '" + view.name + "' has no options; got '" + key + "'");
+  throw ParamError("view '" + view.name + "' has no option '" + key + "'; its options: " + option_keys(view));
+}
+
+// Runs `set`, naming the view in a ParamError about the option's value.
+template <typename Set>
+void with_view_named(const ViewSpec& view, Set&& set) {
+  try {
+    set();
+  } catch (const ParamError& e) {
+    throw ParamError("view '" + view.name + "' option " + e.what());
+  }
+}
+
+}  // namespace
+
+Params view_options(const ViewSpec& view, const nlohmann::json& options) {
+  if (!options.is_object()) {
+    throw ParamError("options of view '" + view.name + "' must be a JSON object, got " + options.dump());
+  }
+  Params params(view.options);
+  for (const auto& [key, value] : options.items()) {
+    const ParamSpec& spec = option_spec(view, key);
+    with_view_named(view, [&] { params.set(key, spec.from_json(value)); });
+  }
+  return params;
+}
+
+void set_view_option(const ViewSpec& view, nlohmann::json& options, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ParamError("view option '" + assignment + "' must be written key=value");
+  }
+  const std::string key = assignment.substr(0, eq);
+  const ParamSpec& spec = option_spec(view, key);
+  with_view_named(view, [&] { options[key] = param_value_to_json(spec.parse(assignment.substr(eq + 1))); });
+}
+
 void check_view_extension(const ViewSpec& view, const QString& path) {
   const QString suffix = QFileInfo(path).suffix().toLower();
   QStringList allowed = {QStringLiteral("png"), QStringLiteral("svg"), QStringLiteral("pdf")};

@@ -1,6 +1,7 @@
 #include "attention/attention.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/error.h"
@@ -66,6 +67,21 @@ Tensor run_attention(const Attention& variant, const AttentionInput& input, Trac
   AttentionInput with_defaults{input.q, input.k, input.v, input.causal, input.key_padding, &defaults,
                                input.seed, input.cancel};
   return variant.forward(with_defaults, trace);
+}
+
+nlohmann::json tensor_to_json(const Tensor& t) {
+  if (t.rank() <= 1) return std::vector<float>(t.data(), t.data() + t.size());
+  // Peel the leading axis recursively: a view of one slice as its own tensor would copy, so walk
+  // offsets instead.
+  const auto nested = [&](auto&& self, int axis, std::int64_t offset) -> nlohmann::json {
+    std::int64_t stride = 1;
+    for (int a = axis + 1; a < t.rank(); ++a) stride *= t.dim(a);
+    if (axis == t.rank() - 1) return std::vector<float>(t.data() + offset, t.data() + offset + t.dim(axis));
+    nlohmann::json items = nlohmann::json::array();
+    for (std::int64_t i = 0; i < t.dim(axis); ++i) items.push_back(self(self, axis + 1, offset + i * stride));
+    return items;
+  };
+  return nested(nested, 0, 0);
 }
 
 }  // namespace attnlab

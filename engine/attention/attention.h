@@ -67,6 +67,14 @@ class Attention {
 // that every value is finite; throws ShapeError / ParamError naming the tensor and its shape.
 void validate_attention_input(const AttentionInput& input);
 
+// True when key `key` is padded (never attended); no padding vector means none is.
+inline bool is_key_padded(const std::vector<std::uint8_t>* padding, std::int64_t key) {
+  return padding && (*padding)[static_cast<std::size_t>(key)];
+}
+
+// A tensor as nested JSON arrays (one level per axis), for trace extras' to_json().
+nlohmann::json tensor_to_json(const Tensor& t);
+
 // Validates the input (and fills in default params if none were given), then runs `variant`.
 Tensor run_attention(const Attention& variant, const AttentionInput& input, Trace* trace);
 

@@ -13,6 +13,14 @@ const Registry& Registry::builtin() {
     r.add(make_routing_attention());
     r.add(make_bigbird_attention());
     r.add(make_yoso_attention());
+    r.add(make_linear_attention());
+    r.add(make_performer_attention());
+    r.add(make_rpe_fft_attention());
+    r.add(make_spectral_attention());
+    r.add(make_luna_attention());
+    r.add(make_mgk_attention());
+    r.add(make_delta_attention());
+    r.add(make_t2r_attention());
     return r;
   }();
   return registry;

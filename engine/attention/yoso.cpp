@@ -269,10 +269,6 @@ Tensor all_hash_codes(const Tensor& x, const std::vector<Tensor>& projections, c
 // Row i of head h of a [H, L, d] tensor.
 const float* row_of(const Tensor& t, std::int64_t h, std::int64_t i) { return t.data() + (h * t.dim(1) + i) * t.dim(2); }
 
-bool padded(const std::vector<std::uint8_t>* padding, std::int64_t key) {
-  return padding && (*padding)[static_cast<std::size_t>(key)];
-}
-
 // out_i /= max(‖out_i‖, eps) for every row of every head.
 void normalise_rows(Tensor& out) {
   const std::int64_t rows = out.dim(0) * out.dim(1);
@@ -296,7 +292,7 @@ Tensor inverse_row_norms(const Tensor& x) {
 // keep[j] = 0 for a padded key, 1 otherwise: [Lk].
 Tensor key_keep(const AttentionInput& in) {
   Tensor keep = Tensor::uninitialized({in.k.dim(1)});
-  for (std::int64_t j = 0; j < keep.size(); ++j) keep.data()[j] = padded(in.key_padding, j) ? 0.0f : 1.0f;
+  for (std::int64_t j = 0; j < keep.size(); ++j) keep.data()[j] = is_key_padded(in.key_padding, j) ? 0.0f : 1.0f;
   return keep;
 }
 
@@ -393,12 +389,12 @@ class YosoAttention final : public Attention {
             const float* qc = q_codes.data() + (h * group + t) * Lq;
             if (in.causal) {  // Lq == Lk: the table holds keys 0..i when query i reads it
               for (std::int64_t i = 0; i < Lq; ++i) {
-                if (!padded(in.key_padding, i)) add_key(i, kc);
+                if (!is_key_padded(in.key_padding, i)) add_key(i, kc);
                 read_query(i, qc);
               }
             } else {
               for (std::int64_t j = 0; j < Lk; ++j)
-                if (!padded(in.key_padding, j)) add_key(j, kc);
+                if (!is_key_padded(in.key_padding, j)) add_key(j, kc);
               for (std::int64_t i = 0; i < Lq; ++i) read_query(i, qc);
             }
             for (std::int64_t j = 0; j < Lk; ++j) {  // empty the touched buckets for the next hash

@@ -45,6 +45,7 @@ RowMatrix MultiHeadAttention::forward(const RowMatrix& x, const AttentionOptions
   const AttentionInput input{q, k, v, options.causal, options.key_padding, options.params, options.seed,
                              options.cancel};
   const Tensor attended = run_attention(*options.variant, input, trace);
+  if (options.probe) options.probe->observe(options.layer, input, attended, trace);
   return w_o.forward(merge_heads(attended));
 }
 

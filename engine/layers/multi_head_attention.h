@@ -12,6 +12,15 @@
 
 namespace attnlab {
 
+// Sees every attention call of a model run — the variant's inputs, output and (when traced) its
+// trace — like ggml's eval callback. The playground uses it to compare a variant with exact
+// attention on the very same q, k, v.
+class AttentionProbe {
+ public:
+  virtual ~AttentionProbe() = default;
+  virtual void observe(std::int64_t layer, const AttentionInput& input, const Tensor& output, const Trace* trace) = 0;
+};
+
 struct AttentionOptions {
   const Attention* variant = nullptr;  // required
   const Params* params = nullptr;      // the variant's values; defaults when null
@@ -19,6 +28,8 @@ struct AttentionOptions {
   const std::vector<std::uint8_t>* key_padding = nullptr;  // [L]
   std::uint64_t seed = 0;
   const CancelToken* cancel = nullptr;
+  AttentionProbe* probe = nullptr;  // optional observer of the attention call
+  std::int64_t layer = 0;           // passed to the probe
 };
 
 struct MultiHeadAttention {

@@ -142,7 +142,8 @@ EncoderOutput Encoder::forward(const std::vector<std::int32_t>& ids, const Encod
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     check_cancelled(options.cancel);
     AttentionOptions attention{options.variant, options.params, options.causal, options.key_padding,
-                               Rng::derive(options.attention_seed, "layer" + std::to_string(i)), options.cancel};
+                               Rng::derive(options.attention_seed, "layer" + std::to_string(i)), options.cancel,
+                               options.probe, static_cast<std::int64_t>(i)};
     Trace trace;
     out.hidden = layers_[i].forward(out.hidden, attention, options.trace ? &trace : nullptr);
     if (options.trace) out.traces.push_back(std::move(trace));

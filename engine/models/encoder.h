@@ -30,6 +30,7 @@ struct EncoderRunOptions {
   std::uint64_t attention_seed = 0;  // each layer draws from Rng::derive(attention_seed, "layer<i>")
   bool trace = true;                 // record weights and extras of every layer
   const CancelToken* cancel = nullptr;
+  AttentionProbe* probe = nullptr;   // sees every layer's attention call
 };
 
 struct EncoderOutput {

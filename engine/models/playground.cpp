@@ -22,6 +22,35 @@ DeviceInfo compute_device() {
   return cpu;
 }
 
+// Runs exact softmax on the inputs of every traced attention call and compares.
+class ExactComparisonProbe final : public AttentionProbe {
+ public:
+  ExactComparisonProbe(int topk, std::size_t layers, int only_layer)
+      : topk_(topk), only_layer_(only_layer), comparisons_(layers) {}
+
+  void observe(std::int64_t layer, const AttentionInput& input, const Tensor& output, const Trace* trace) override {
+    if (!trace || layer < 0 || static_cast<std::size_t>(layer) >= comparisons_.size()) return;
+    if (only_layer_ >= 0 && layer != only_layer_) return;
+    const Attention& softmax = Registry::builtin().get("softmax");
+    const AttentionInput exact_input{input.q, input.k, input.v, input.causal, input.key_padding, nullptr, input.seed,
+                                     input.cancel};
+    Trace exact;
+    const Tensor exact_out = run_attention(softmax, exact_input, &exact);
+    LayerComparison& c = comparisons_[static_cast<std::size_t>(layer)];
+    HeadwiseMetrics metrics = compare_attention_by_head(exact.weights, exact_out, trace->weights, output, topk_);
+    c.per_head = std::move(metrics.per_head);
+    c.all_heads = metrics.all_heads;
+    c.exact_weights = std::move(exact.weights);
+  }
+
+  std::vector<LayerComparison> take() { return std::move(comparisons_); }
+
+ private:
+  int topk_;
+  int only_layer_;
+  std::vector<LayerComparison> comparisons_;
+};
+
 }  // namespace
 
 ModelConfig resolve_model_config(const std::string& model) {
@@ -68,6 +97,24 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
   options.attention_seed = request.attention_seed;
   options.trace = true;
   options.cancel = cancel;
+  const bool compare = request.compare_exact && request.variant != "softmax";
+  if (compare) {
+    // The exact weights double what the traces hold; refuse before computing what cannot fit.
+    const ModelConfig& config = cached_.encoder->config();
+    const auto L = static_cast<std::int64_t>(ids.size());
+    const std::int64_t compared = request.compare_layer >= 0 ? 1 : config.layers;
+    const std::int64_t bytes = (config.layers + compared) * config.heads * L * L * static_cast<std::int64_t>(sizeof(float));
+    if (L <= config.max_length && bytes > memory::allocation_limit_bytes()) {
+      char need[32], have[32];
+      memory::format_bytes(bytes, need, sizeof need);
+      memory::format_bytes(memory::allocation_limit_bytes(), have, sizeof have);
+      throw ResourceError("attention maps of " + std::to_string(L) + " tokens and their exact counterparts need " + need +
+                          "; this machine allows " + have);
+    }
+  }
+  ExactComparisonProbe probe(request.compare_topk, static_cast<std::size_t>(cached_.encoder->config().layers),
+                             request.compare_layer);
+  if (compare) options.probe = &probe;
   memory::reset_peak();
   const std::int64_t before = memory::current_bytes();
   EncoderOutput output = cached_.encoder->forward(ids, options);
@@ -83,6 +130,7 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
   result->weight_seed = request.weight_seed;
   result->attention_seed = request.attention_seed;
   result->layers = std::move(output.traces);
+  if (compare) result->comparisons = probe.take();
   result->device = compute_device();
   return result;
 }

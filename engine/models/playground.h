@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/approximation.h"
 #include "attention/attention.h"
 #include "core/device.h"
 #include "models/encoder.h"
@@ -27,6 +28,16 @@ struct PlaygroundRequest {
   bool causal = false;
   std::uint64_t weight_seed = 1;     // seeded (untrained) weights
   std::uint64_t attention_seed = 1;  // random draws of the attention variant
+  bool compare_exact = true;         // also run exact softmax on the layer's q, k, v (not for softmax)
+  int compare_layer = -1;            // the layer to compare (what the GUI shows); -1 = every layer
+  int compare_topk = 8;              // k of the top-k overlap metric
+};
+
+// One layer of a variant next to exact softmax attention on the same q, k, v.
+struct LayerComparison {
+  Tensor exact_weights;                        // [H, L, L]
+  std::vector<ApproximationMetrics> per_head;  // [H]
+  ApproximationMetrics all_heads;
 };
 
 struct PlaygroundResult {
@@ -40,6 +51,9 @@ struct PlaygroundResult {
   std::uint64_t weight_seed = 0;
   std::uint64_t attention_seed = 0;
   std::vector<Trace> layers;  // per layer: weights [H, L, L] and the variant's extras
+  // Per layer when compared with exact softmax (else empty); a layer that was not compared has
+  // an empty exact_weights tensor and no per_head entries.
+  std::vector<LayerComparison> comparisons;
   DeviceInfo device;
   double model_ms = 0.0;    // building or loading the model (0 when cached)
   double forward_ms = 0.0;  // tokenize + forward pass with traces

@@ -1,8 +1,12 @@
 // The GUI as a user meets it, under Xvfb: it opens on the example with a heatmap, reacts to
-// typing, hovering, zooming and clicking a head, keeps the last good result on bad input, and a
-// saved session reopens to the identical exported figure.
+// typing, hovering, zooming and clicking a head, keeps the last good result on bad input, a
+// saved session reopens to the identical exported figure, and a variant view's export (with the
+// options its widget shows) is the figure attnlab-cli draws for the same session.
 #include <QComboBox>
+#include <QFileInfo>
+#include <QMenuBar>
 #include <QPlainTextEdit>
+#include <QProcess>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -12,6 +16,7 @@
 #include "head_grid.h"
 #include "heatmap_view.h"
 #include "main_window.h"
+#include "trace_view.h"
 
 using namespace attnlab;
 
@@ -36,6 +41,9 @@ double changed_fraction(const QImage& a, const QImage& b) {
     for (int x = 0; x < a.width(); ++x) changed += a.pixel(x, y) != b.pixel(x, y);
   return static_cast<double>(changed) / (static_cast<double>(a.width()) * a.height());
 }
+
+// attnlab-cli of this build (tests/app/CMakeLists.txt defines the path and builds it first).
+QString cli_path() { return QStringLiteral(ATTNLAB_CLI_PATH); }
 
 QImage heatmap_pixels(MainWindow& w) {
   QTest::qWait(50);
@@ -169,6 +177,53 @@ class TestGui : public QObject {
     const QImage a(first), b(second);
     QVERIFY(!a.isNull());
     QCOMPARE(a, b);
+  }
+
+  // A reformer_lsh session on the "buckets" view with view options: the window restores them into
+  // the widget, and its export is pixel for pixel the figure attnlab-cli draws from the session.
+  void variant_view_export_equals_the_cli_figure() {
+    const QString session = dir_.filePath("lsh.json");
+    const nlohmann::json options = {{"round", 1}, {"k", 3}, {"stage", "chunk"}};
+    {
+      QFile f(session);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(nlohmann::json{{"format", "attnlab-session"}, {"version", 1},
+                             {"text", "The animal didn't cross the street because it was too tired, so it lay down."},
+                             {"variant", "reformer_lsh"}, {"params", {{"bucket_size", 4}}}, {"layer", 1}, {"head", 2},
+                             {"view", "buckets"}, {"view_options", options}}
+                  .dump(2)
+                  .c_str());
+    }
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    const int count = shown.count();
+    QVERIFY(w.openSessionFile(session));
+    QVERIFY(wait_for_result(shown, count));
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->variant, std::string("reformer_lsh"), 20000);
+    QCOMPARE(w.currentViewName(), std::string("buckets"));
+    QCOMPARE(w.variantView("buckets")->viewOptions(), options);
+    QCOMPARE(w.currentSession().view_options, options);
+    QVERIFY(!w.windowTitle().contains('*'));
+    QTest::mouseMove(w.menuBar(), QPoint(1, 1));  // no hovered token: the CLI marks none
+
+    const QString gui_png = dir_.filePath("gui.png"), cli_png = dir_.filePath("cli.png");
+    w.exportCurrentView(gui_png, 150);
+    QVERIFY2(QFileInfo::exists(cli_path()), qPrintable("attnlab-cli not found at " + cli_path() + "; build it first"));
+    QProcess cli;
+    cli.start(cli_path(), {"figure", "--session", session, "--dpi", "150", "--out", cli_png});
+    QVERIFY(cli.waitForFinished(120000));
+    QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+    const QImage from_gui(gui_png), from_cli(cli_png);
+    QVERIFY(!from_gui.isNull());
+    QCOMPARE(from_gui, from_cli);
+
+    // The user changes an option: the session is modified, and the export follows the widget.
+    w.variantView("buckets")->setViewOptions({{"round", 0}});
+    QVERIFY(w.windowTitle().contains('*'));
+    QCOMPARE(w.currentSession().view_options["round"].get<int>(), 0);
+    w.exportCurrentView(gui_png, 150);
+    QVERIFY(QImage(gui_png) != from_cli);
   }
 
   void broken_session_changes_nothing() {

@@ -1,5 +1,6 @@
 // Sessions: JSON round trip, validation with clear errors, atomic saving, and the promise that a
-// saved session reopens to the identical figure (computed again from scratch).
+// saved session reopens to the identical figure (computed again from scratch), view options
+// included.
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -82,6 +83,51 @@ class TestSession : public QObject {
                  "view 'buckets' cannot draw a result of the softmax variant; it needs the reformer_lsh variant");
     EXPECT_ERROR(ParamError, view_spec("nope"), "view 'nope' is not known; allowed: heatmap, heads, buckets");
     EXPECT_ERROR(ParamError, check_view_extension(heatmap, "x.bmp"), "allowed extensions .png, .svg, .pdf, .npy, .csv");
+  }
+
+  // "view_options": saved, reopened, validated against the view's option specs; sessions
+  // without the field read as the view's defaults.
+  void view_options_round_trip() {
+    Session s;
+    s.text = "The animal didn't cross the street because it was too tired.";
+    s.variant = "reformer_lsh";
+    s.params = {{"bucket_size", 4}};
+    s.view = "buckets";
+    s.view_options = {{"round", 1}, {"k", 3}, {"stage", "sort"}};
+    QCOMPARE(Session::from_json(s.to_json()).to_json(), s.to_json());
+    s.save(path("options.json"));
+    const Session back = Session::load(path("options.json"));
+    QCOMPARE(back.view_options, s.view_options);
+    // Reopened with a fresh playground: the identical figure, which the options change.
+    const auto render = [](const Session& session) {
+      Playground playground;
+      ViewContext context;
+      context.result = playground.run(session.to_request());
+      context.options = session.view_options;
+      return render_figure_image(view_spec(session.view).figure(context, FigureStyle{}), 72.0);
+    };
+    const QImage before = render(s);
+    QVERIFY(!before.isNull());
+    QCOMPARE(render(back), before);
+    Session round0 = s;
+    round0.view_options["round"] = 0;
+    QVERIFY(render(round0) != before);
+
+    nlohmann::json older = s.to_json();
+    older.erase("view_options");
+    QCOMPARE(Session::from_json(older).view_options, nlohmann::json::object());
+    const auto with_options = [&](const nlohmann::json& options) {
+      nlohmann::json j = s.to_json();
+      j["view_options"] = options;
+      return j;
+    };
+    EXPECT_ERROR(ParamError, Session::from_json(with_options({{"rounds", 1}})),
+                 "session view 'buckets' has no option 'rounds'; its options: round, k, stage");
+    EXPECT_ERROR(ParamError, Session::from_json(with_options({{"round", 99}})), "round: an integer in [0, 15]");
+    EXPECT_ERROR(ParamError, Session::from_json(with_options(nlohmann::json::array())), "must be a JSON object");
+    nlohmann::json heatmap = with_options({{"round", 1}});
+    heatmap["view"] = "heatmap";
+    EXPECT_ERROR(ParamError, Session::from_json(heatmap), "view 'heatmap' has no options; got 'round'");
   }
 
   void examples_exist() {

@@ -232,6 +232,55 @@ class TestCli : public QObject {
     QVERIFY(!QFile::exists(path("f.bmp")));
   }
 
+  // --view-option: the view's own options over the session's "view_options", checked against the
+  // view's specs and, where the range depends on the result, against the result.
+  void figure_view_options() {
+    const QStringList lsh = {"figure", "--text", "The animal didn't cross the street because it was too tired.",
+                             "--variant", "reformer_lsh", "--param", "bucket_size=4", "--view", "buckets"};
+    QCOMPARE(cli(QStringList(lsh) << "--out" << path("round0.png")).exit_code, 0);
+    const CliRun r1 = cli(QStringList(lsh) << "--view-option" << "round=1" << "--view-option" << "stage=sort"
+                                           << "--out" << path("round1.png"));
+    QVERIFY2(r1.exit_code == 0, qPrintable(r1.err));
+    QCOMPARE(cli(QStringList(lsh) << "--view-option=round=1" << "--view-option=stage=sort" << "--out" << path("inline.png")).exit_code, 0);
+    const QImage round0(path("round0.png")), round1(path("round1.png"));
+    QVERIFY(!round0.isNull() && !round1.isNull());
+    QVERIFY(round0 != round1);
+    QCOMPARE(QImage(path("inline.png")), round1);
+    // A session's view_options draw the same; --view-option overrides them.
+    const nlohmann::json session = {{"format", "attnlab-session"}, {"version", 1},
+                                    {"text", "The animal didn't cross the street because it was too tired."},
+                                    {"variant", "reformer_lsh"}, {"params", {{"bucket_size", 4}}}, {"view", "buckets"},
+                                    {"view_options", {{"round", 1}, {"stage", "sort"}}}};
+    std::ofstream(path("lsh.json").toStdString()) << session.dump(2);
+    QCOMPARE(cli({"figure", "--session", path("lsh.json"), "--out", path("session.png")}).exit_code, 0);
+    QCOMPARE(QImage(path("session.png")), round1);
+    QCOMPARE(cli({"figure", "--session", path("lsh.json"), "--view-option", "round=0", "--view-option", "stage=overview",
+                  "--out", path("override.png")})
+                 .exit_code,
+             0);
+    QCOMPARE(QImage(path("override.png")), round0);
+
+    expect_failure(cli(QStringList(lsh) << "--view-option" << "rounds=1" << "--out" << path("bad.png")), 1,
+                   "view 'buckets' has no option 'rounds'; its options: round, k, stage");
+    expect_failure(cli(QStringList(lsh) << "--view-option" << "round=5" << "--out" << path("bad.png")), 1,
+                   "round=5 is out of range: this result has hash rounds 0..1 (n_hashes = 2)");
+    expect_failure(cli(QStringList(lsh) << "--view-option" << "k=0" << "--out" << path("bad.png")), 1,
+                   "k=0 is not allowed; k: an integer in [1, 64]");
+    expect_failure(cli(QStringList(lsh) << "--view-option" << "round" << "--out" << path("bad.png")), 1,
+                   "view option 'round' must be written key=value");
+    expect_failure(cli({"figure", "--text", "a short text", "--view-option", "round=1", "--out", path("bad.png")}), 1,
+                   "view 'heatmap' has no options");
+    // Another --view drops the session's options of the old view.
+    const CliRun heatmap = cli({"figure", "--session", path("lsh.json"), "--view", "heatmap", "--out", path("heatmap.png")});
+    QVERIFY2(heatmap.exit_code == 0, qPrintable(heatmap.err));
+    QVERIFY(!QFile::exists(path("bad.png")));
+    // The usage lists every view's options.
+    const CliRun help = cli({"--help"});
+    QVERIFY(help.out.contains("--view-option key=value"));
+    QVERIFY(help.out.contains("buckets: --view-option round=0"));
+    QVERIFY(help.out.contains("clusters: --view-option step=-1"));
+  }
+
   void memory_depth_measures_both_stacks() {
     const QStringList small = {"memory-depth", "--layers", "3", "--length", "16", "--d-model", "32", "--heads", "4",
                                "--d-ff", "64"};

@@ -39,12 +39,10 @@ struct Run {
 };
 
 Params make_params(const Config& c) {
-  Params p(Registry::builtin().get("bigbird").spec().params);
-  p.set("block_size", c.block_size);
-  p.set("window_blocks", c.window_blocks);
-  p.set("global_blocks", c.global_blocks);
-  p.set("random_blocks", c.random_blocks);
-  return p;
+  return test::params_of("bigbird", {{"block_size", c.block_size},
+                                     {"window_blocks", c.window_blocks},
+                                     {"global_blocks", c.global_blocks},
+                                     {"random_blocks", c.random_blocks}});
 }
 
 Run run_bigbird(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
@@ -208,12 +206,9 @@ class TestBigBird : public QObject {
     const Reference ref = masked_softmax(q, k, v, mask);
 
     QCOMPARE(fast.out.shape(), (Shape{heads, length, 12}));
-    const double fast_err = test::max_relative_error(fast.out.data(), ref.out.data(), fast.out.size());
-    const double dense_err = test::max_relative_error(traced.out.data(), ref.out.data(), traced.out.size());
-    const double w_err = test::max_relative_error(traced.trace.weights.data(), ref.weights.data(), traced.trace.weights.size());
-    QVERIFY2(fast_err < 1e-5, qPrintable(QString("block-sparse output error %1").arg(fast_err)));
-    QVERIFY2(dense_err < 1e-5, qPrintable(QString("traced output error %1").arg(dense_err)));
-    QVERIFY2(w_err < 1e-6, qPrintable(QString("weight error %1").arg(w_err)));
+    EXPECT_NEAR_REFERENCE(fast.out, ref.out, 1e-5, "block-sparse output");
+    EXPECT_NEAR_REFERENCE(traced.out, ref.out, 1e-5, "traced output");
+    EXPECT_NEAR_REFERENCE(traced.trace.weights, ref.weights, 1e-6, "weight");
     // Exact zeros outside the mask; key counts and visible() agree with the reference mask.
     for (std::int64_t h = 0; h < heads; ++h)
       for (std::int64_t i = 0; i < length; ++i) {
@@ -463,24 +458,11 @@ class TestBigBird : public QObject {
   void fast_path_has_no_quadratic_buffer() {
     const std::int64_t L = 4096;
     const Tensor q = random_tensor({1, L, 64}, 1), k = random_tensor({1, L, 64}, 2), v = random_tensor({1, L, 64}, 3);
-    const std::int64_t before = memory::current_bytes();
-    memory::reset_peak();
-    const Run run = run_bigbird(q, k, v, Config{64, 3, 1, 3, false, 1}, false);
-    const std::int64_t extra = memory::peak_bytes() - before;
+    const std::int64_t extra = test::peak_bytes_of([&] { run_bigbird(q, k, v, Config{64, 3, 1, 3, false, 1}, false); });
     QVERIFY2(extra < L * L * 4 / 8, qPrintable(QString("fast path held %1 bytes").arg(extra)));
   }
 
-  void honours_cancellation() {
-    const Tensor q = random_tensor({2, 32, 8}, 1), k = random_tensor({2, 32, 8}, 2), v = random_tensor({2, 32, 8}, 3);
-    const Params params(Registry::builtin().get("bigbird").spec().params);
-    CancelToken token;
-    token.cancel();
-    AttentionInput input{q, k, v, false, nullptr, &params};
-    input.cancel = &token;
-    Trace trace;
-    QVERIFY_THROWS_EXCEPTION(CancelledError, run_attention(Registry::builtin().get("bigbird"), input, nullptr));
-    QVERIFY_THROWS_EXCEPTION(CancelledError, run_attention(Registry::builtin().get("bigbird"), input, &trace));
-  }
+  void honours_cancellation() { test::expect_cancelled_on_both_paths("bigbird", random_tensor({2, 32, 8}, 1)); }
 };
 
 QTEST_GUILESS_MAIN(TestBigBird)

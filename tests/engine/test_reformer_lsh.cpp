@@ -43,14 +43,12 @@ struct Config {
 const Attention& lsh() { return Registry::builtin().get("reformer_lsh"); }
 
 Params params_for(const Config& c) {
-  Params p(lsh().spec().params);
-  p.set("n_hashes", c.n_hashes);
-  p.set("bucket_size", c.bucket_size);
-  p.set("n_buckets", c.n_buckets);
-  p.set("chunks_before", c.chunks_before);
-  p.set("shared_qk", c.shared_qk);
-  p.set("dedup", c.dedup);
-  return p;
+  return test::params_of("reformer_lsh", {{"n_hashes", c.n_hashes},
+                                          {"bucket_size", c.bucket_size},
+                                          {"n_buckets", c.n_buckets},
+                                          {"chunks_before", c.chunks_before},
+                                          {"shared_qk", c.shared_qk},
+                                          {"dedup", c.dedup}});
 }
 
 std::int64_t buckets_for(const Config& c, std::int64_t L) {
@@ -510,12 +508,9 @@ class TestReformerLsh : public QObject {
     const Naive ref = naive_lsh(c, q, k, v, rotations);
     const Run fast = run_with(c, q, k, v, rotations, false);
     const Run traced = run_with(c, q, k, v, rotations, true);
-    const double out_err = test::max_relative_error(fast.out.data(), ref.out.data(), fast.out.size());
-    const double traced_err = test::max_relative_error(traced.out.data(), ref.out.data(), traced.out.size());
-    const double w_err = test::max_relative_error(traced.trace.weights.data(), ref.weights.data(), traced.trace.weights.size());
-    QVERIFY2(out_err < 1e-5, qPrintable(QString("fast output error %1").arg(out_err)));
-    QVERIFY2(traced_err < 1e-5, qPrintable(QString("traced output error %1").arg(traced_err)));
-    QVERIFY2(w_err < 1e-5, qPrintable(QString("weight error %1").arg(w_err)));
+    EXPECT_NEAR_REFERENCE(fast.out, ref.out, 1e-5, "fast output");
+    EXPECT_NEAR_REFERENCE(traced.out, ref.out, 1e-5, "traced output");
+    EXPECT_NEAR_REFERENCE(traced.trace.weights, ref.weights, 1e-5, "weight");
     const ReformerLshExtras& x = extras_of(traced);
     for (std::int64_t h = 0; h < H; ++h)
       for (std::int64_t i = 0; i < L; ++i)
@@ -720,17 +715,7 @@ class TestReformerLsh : public QObject {
                  "rotations must have shape [1, 2, 4, 1]");
   }
 
-  void cancellation_stops_both_paths() {
-    const Tensor q = random_tensor({2, 64, 8}, 251);
-    const Params p(lsh().spec().params);
-    CancelToken cancel;
-    cancel.cancel();
-    for (bool traced : {false, true}) {
-      Trace trace;
-      EXPECT_ERROR(CancelledError, run_attention(lsh(), (AttentionInput{q, q, q, false, nullptr, &p, 1, &cancel}), traced ? &trace : nullptr),
-                   "cancelled");
-    }
-  }
+  void cancellation_stops_both_paths() { test::expect_cancelled_on_both_paths("reformer_lsh", random_tensor({2, 64, 8}, 251)); }
 
   // The fast path never holds an L × L matrix: at L = 2048 its peak is far below 4·L² bytes.
   void fast_path_allocates_no_square_matrix() {
@@ -740,10 +725,8 @@ class TestReformerLsh : public QObject {
     Config c;
     c.bucket_size = 32;
     const Params p = params_for(c);
-    memory::reset_peak();
-    const std::int64_t before = memory::current_bytes();
-    const Tensor out = run_attention(lsh(), AttentionInput{q, q, v, false, nullptr, &p, 3}, nullptr);
-    const std::int64_t peak = memory::peak_bytes() - before;
+    const std::int64_t peak =
+        test::peak_bytes_of([&] { run_attention(lsh(), AttentionInput{q, q, v, false, nullptr, &p, 3}, nullptr); });
     QVERIFY2(peak < L * L * 4 / 16, qPrintable(QString("peak %1 bytes").arg(peak)));
     QVERIFY(peak >= L * 32 * 4);  // at least the output, so the meter did count
   }

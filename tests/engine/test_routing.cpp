@@ -37,13 +37,11 @@ struct Setup {
 };
 
 Params params_for(const Setup& s) {
-  Params p(routing().spec().params);
-  p.set("n_clusters", s.n_clusters);
-  p.set("window", s.window);
-  p.set("kmeans_iters", s.kmeans_iters);
-  p.set("ema_decay", s.ema_decay);
-  p.set("local_heads", s.local_heads);
-  return p;
+  return test::params_of("routing", {{"n_clusters", s.n_clusters},
+                                     {"window", s.window},
+                                     {"kmeans_iters", s.kmeans_iters},
+                                     {"ema_decay", s.ema_decay},
+                                     {"local_heads", s.local_heads}});
 }
 
 struct Run {
@@ -593,10 +591,9 @@ class TestRouting : public QObject {
     const std::int64_t L = 2048;
     const Tensor q = random_tensor({1, L, 32}, 1), k = random_tensor({1, L, 32}, 2), v = random_tensor({1, L, 32}, 3);
     const Params p(routing().spec().params);
-    memory::reset_peak();
-    const std::int64_t before = memory::current_bytes();
-    const Tensor out = run_attention(routing(), AttentionInput{q, k, v, true, nullptr, &p, 1}, nullptr);
-    const std::int64_t used = memory::peak_bytes() - before;
+    Tensor out;
+    const std::int64_t used =
+        test::peak_bytes_of([&] { out = run_attention(routing(), AttentionInput{q, k, v, true, nullptr, &p, 1}, nullptr); });
     QVERIFY2(used < L * L * 4 / 8, ("peak " + std::to_string(used) + " bytes").c_str());
     QCOMPARE(out.dim(1), L);
   }

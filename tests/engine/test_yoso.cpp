@@ -38,10 +38,7 @@ struct Run {
 
 Run run_yoso(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
              const std::vector<std::uint8_t>* padding = nullptr) {
-  Params p(Registry::builtin().get("yoso").spec().params);
-  p.set("hash_bits", std::int64_t{c.bits});
-  p.set("n_hashes", std::int64_t{c.hashes});
-  p.set("mode", c.mode);
+  const Params p = test::params_of("yoso", {{"hash_bits", c.bits}, {"n_hashes", c.hashes}, {"mode", c.mode}});
   AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
   Run run;
   run.out = run_attention(Registry::builtin().get("yoso"), in, with_trace ? &run.trace : nullptr);
@@ -226,12 +223,9 @@ class TestYoso : public QObject {
     const Config c{bits, 8, "expected", causal, 1};
     const Run fast = run_yoso(q, k, v, c, false, pad);
     const Run traced = run_yoso(q, k, v, c, true, pad);
-    const double fast_err = test::max_relative_error(fast.out.data(), ref.out.data(), fast.out.size());
-    const double traced_err = test::max_relative_error(traced.out.data(), ref.out.data(), traced.out.size());
-    const double kernel_err = test::max_relative_error(traced.trace.weights.data(), ref.kernel.data(), traced.trace.weights.size());
-    QVERIFY2(fast_err < 2e-5, qPrintable(QString("fast output error %1").arg(fast_err)));
-    QVERIFY2(traced_err < 2e-5, qPrintable(QString("traced output error %1").arg(traced_err)));
-    QVERIFY2(kernel_err < 2e-5, qPrintable(QString("kernel error %1").arg(kernel_err)));
+    EXPECT_NEAR_REFERENCE(fast.out, ref.out, 2e-5, "fast output");
+    EXPECT_NEAR_REFERENCE(traced.out, ref.out, 2e-5, "traced output");
+    EXPECT_NEAR_REFERENCE(traced.trace.weights, ref.kernel, 2e-5, "kernel");
     // Outputs are unit rows wherever a key is visible: no softmax denominator.
     for (std::int64_t h = 0; h < 2; ++h)
       for (std::int64_t i = 0; i < lq; ++i) QVERIFY(std::abs(norm_of(fast.out, h, i) - 1.0) < 1e-5);
@@ -431,25 +425,12 @@ class TestYoso : public QObject {
     const std::int64_t L = 4096;
     const Tensor q = random_tensor({1, L, 64}, 1), k = random_tensor({1, L, 64}, 2), v = random_tensor({1, L, 64}, 3);
     for (const std::string mode : {"sampled", "expected"}) {
-      const std::int64_t before = memory::current_bytes();
-      memory::reset_peak();
-      const Run run = run_yoso(q, k, v, Config{8, 32, mode, false, 1}, false);
-      const std::int64_t extra = memory::peak_bytes() - before;
+      const std::int64_t extra = test::peak_bytes_of([&] { run_yoso(q, k, v, Config{8, 32, mode, false, 1}, false); });
       QVERIFY2(extra < L * L * 4 / 8, qPrintable(QString("%1 fast path held %2 bytes").arg(mode.c_str()).arg(extra)));
     }
   }
 
-  void honours_cancellation() {
-    const Tensor q = random_tensor({2, 16, 8}, 1), k = random_tensor({2, 16, 8}, 2), v = random_tensor({2, 16, 8}, 3);
-    const Params params(Registry::builtin().get("yoso").spec().params);
-    CancelToken token;
-    token.cancel();
-    AttentionInput input{q, k, v, false, nullptr, &params};
-    input.cancel = &token;
-    Trace trace;
-    QVERIFY_THROWS_EXCEPTION(CancelledError, run_attention(Registry::builtin().get("yoso"), input, nullptr));
-    QVERIFY_THROWS_EXCEPTION(CancelledError, run_attention(Registry::builtin().get("yoso"), input, &trace));
-  }
+  void honours_cancellation() { test::expect_cancelled_on_both_paths("yoso", random_tensor({2, 16, 8}, 1)); }
 };
 
 QTEST_GUILESS_MAIN(TestYoso)

@@ -2,24 +2,27 @@
 // its figure at cells found through the public layout (block types from the engine's trace
 // mapped through the fixed palette; the receptive field cut at the slider's n), the widget
 // following setContext, the slider and the hovered token, and every export read back with
-// independent readers (QImage, an XML parser, nlohmann::json, read_npy, a CSV reader).
+// independent readers (QImage, an XML parser, nlohmann::json, read_npy, a CSV reader); the view
+// option "layers" in the widget and in the exported figure.
 #include <QFile>
 #include <QImage>
 #include <QSignalSpy>
 #include <QTemporaryDir>
-#include <QXmlStreamReader>
 #include <QtTest>
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "attention/bigbird.h"
 #include "bigbird_view.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "figure_canvas.h"
 #include "figures/bigbird_figure.h"
 #include "models/playground.h"
+#include "test_support.h"
+#include "view_test_support.h"
 
 using namespace attnlab;
+using namespace attnlab::test;
 
 namespace {
 
@@ -28,91 +31,14 @@ const char* kText =
 
 PlaygroundResultPtr run(const std::string& variant, nlohmann::json params, bool causal = false,
                         const std::string& text = kText) {
-  static Playground playground;
-  PlaygroundRequest request;
-  request.text = text;
-  request.variant = variant;
-  request.params = std::move(params);
-  request.causal = causal;
-  request.attention_seed = 5;
-  return playground.run(request);
+  return run_playground(variant, std::move(params), causal, text, 5);
 }
 
-ViewContext context_of(PlaygroundResultPtr result, int layer = 0, int head = 0) {
-  ViewContext c;
-  c.result = std::move(result);
-  c.layer = layer;
-  c.head = head;
-  return c;
-}
+const BigBirdExtras& extras_of(const ViewContext& c) { return *layer_extras<BigBirdExtras>(c); }
 
-const BigBirdExtras& extras_of(const ViewContext& c) {
-  return dynamic_cast<const BigBirdExtras&>(*c.result->layers[static_cast<std::size_t>(c.layer)].extras);
-}
-
-bool near_colour(QRgb actual, QColor expected, int tolerance = 3) {
-  return std::abs(qRed(actual) - expected.red()) <= tolerance && std::abs(qGreen(actual) - expected.green()) <= tolerance &&
-         std::abs(qBlue(actual) - expected.blue()) <= tolerance;
-}
-
-QRgb pixel_at(const QImage& image, const QPointF& p) {
-  return image.pixel(static_cast<int>(std::floor(p.x())), static_cast<int>(std::floor(p.y())));
-}
-
-QString describe(QRgb c) { return QStringLiteral("(%1, %2, %3)").arg(qRed(c)).arg(qGreen(c)).arg(qBlue(c)); }
-
-struct Rendered {
-  QImage image;
-  BigBirdFigureLayout layout;
-};
-
-Rendered render(const ViewContext& c, const FigureStyle& style, const BigBirdFigureOptions& options = {}, double dpi = 100) {
-  Rendered r;
-  r.image = render_figure_image(bigbird_painted_figure(c, style, options), dpi);
-  r.layout = compute_bigbird_layout(c, style, QRectF(r.image.rect()), &r.image);
-  return r;
-}
-
-std::vector<std::vector<QString>> parse_csv(const QByteArray& bytes) {
-  const QString text = QString::fromUtf8(bytes);
-  std::vector<std::vector<QString>> rows(1);
-  QString field;
-  bool quoted = false;
-  for (qsizetype i = 0; i < text.size(); ++i) {
-    const QChar ch = text[i];
-    if (quoted) {
-      if (ch == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (ch == '"') {
-        quoted = false;
-      } else {
-        field += ch;
-      }
-    } else if (ch == '"') {
-      quoted = true;
-    } else if (ch == ',') {
-      rows.back().push_back(field);
-      field.clear();
-    } else if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-      rows.back().push_back(field);
-      field.clear();
-      rows.emplace_back();
-      ++i;
-    } else {
-      field += ch;
-    }
-  }
-  if (!field.isEmpty() || !rows.back().empty()) rows.back().push_back(field);
-  if (rows.back().empty()) rows.pop_back();
-  return rows;
-}
-
-float parse_float(const QString& text) {
-  const QByteArray bytes = text.toLatin1();
-  float out = std::nanf("");
-  std::from_chars(bytes.data(), bytes.data() + bytes.size(), out);
-  return out;
+Rendered<BigBirdFigureLayout> render(const ViewContext& c, const FigureStyle& style, const BigBirdFigureOptions& options = {},
+                                     double dpi = 100) {
+  return render_with_layout(bigbird_painted_figure(c, style, options), dpi, compute_bigbird_layout, c, style);
 }
 
 }  // namespace
@@ -130,21 +56,16 @@ class TestBigBirdView : public QObject {
     QVERIFY(spec.accepts(*run("bigbird", {{"block_size", 2}})));
     const PlaygroundResultPtr softmax = run("softmax", nlohmann::json::object());
     QVERIFY(!spec.accepts(*softmax));
-    try {
-      check_view_context(spec, context_of(softmax));
-      QFAIL("expected ParamError");
-    } catch (const ParamError& e) {
-      QVERIFY2(QString(e.what()).contains("needs the bigbird variant"), e.what());
-    }
+    EXPECT_ERROR(ParamError, check_view_context(spec, view_context(softmax)), "needs the bigbird variant");
   }
 
   // Each cell of the block grid, of the token mask and of every head's small grid has the
   // colour of the block type the engine recorded.
   void figure_cells_show_block_types() {
-    const ViewContext c = context_of(run("bigbird", {{"block_size", 2}, {"random_blocks", 2}}, true), 1, 3);
+    const ViewContext c = view_context(run("bigbird", {{"block_size", 2}, {"random_blocks", 2}}, true), 1, 3);
     const BigBirdExtras& e = extras_of(c);
     const FigureStyle style;
-    const Rendered r = render(c, style);
+    const auto r = render(c, style);
     QVERIFY(!r.image.isNull());
     const std::int64_t nb = e.n_blocks(), L = e.length();
     QCOMPARE(r.layout.blocks, nb);
@@ -176,12 +97,12 @@ class TestBigBirdView : public QObject {
   // |qb - kb| layers, so the slider's n decides which cells are coloured.
   void receptive_field_follows_layers() {
     const ViewContext c =
-        context_of(run("bigbird", {{"block_size", 1}, {"global_blocks", 0}, {"random_blocks", 0}, {"window_blocks", 3}}));
+        view_context(run("bigbird", {{"block_size", 1}, {"global_blocks", 0}, {"random_blocks", 0}, {"window_blocks", 3}}));
     const BigBirdExtras& e = extras_of(c);
     const FigureStyle style;
     const std::int64_t nb = e.n_blocks();
     for (int n = 1; n <= 4; ++n) {
-      const Rendered r = render(c, style, BigBirdFigureOptions{n});
+      const auto r = render(c, style, BigBirdFigureOptions{n});
       for (std::int64_t qb = 0; qb < nb; qb += 3)
         for (std::int64_t kb = 0; kb < nb; ++kb) {
           const auto distance = static_cast<int>(std::abs(qb - kb));
@@ -196,14 +117,14 @@ class TestBigBirdView : public QObject {
   }
 
   void dark_style_and_highlight() {
-    ViewContext c = context_of(run("bigbird", {{"block_size", 2}}));
+    ViewContext c = view_context(run("bigbird", {{"block_size", 2}}));
     const FigureStyle dark = FigureStyle::dark();
-    const Rendered plain = render(c, dark);
+    const auto plain = render(c, dark);
     QVERIFY(near_colour(plain.image.pixel(1, 1), dark.background));
     const QColor none = bigbird_block_color(BigBirdBlock::None, dark);
     QVERIFY(none.lightness() < 80);  // "none" follows the dark background
     c.highlighted_token = 6;
-    const Rendered marked = render(c, dark);
+    const auto marked = render(c, dark);
     QVERIFY(plain.image != marked.image);
     // The hovered token under a cell of the token mask's row 6 is token 6; a block grid row
     // gives the first token of its block.
@@ -217,11 +138,11 @@ class TestBigBirdView : public QObject {
     QString long_text;
     for (int i = 0; i < 512; ++i) long_text += QStringLiteral("w%1 ").arg(i % 37);
     for (const std::string& text : {std::string("one two three four five"), long_text.toStdString()}) {
-      const ViewContext c = context_of(run("bigbird", nlohmann::json::object(), false, text));
+      const ViewContext c = view_context(run("bigbird", nlohmann::json::object(), false, text));
       const PaintedFigure figure = view_spec("blocks").figure(c, FigureStyle{});
       QVERIFY(figure.size.width() > 300 && figure.size.width() < 2500);
       QVERIFY(figure.size.height() > 200 && figure.size.height() < 2000);
-      const Rendered r = render(c, FigureStyle{}, {}, 72);
+      const auto r = render(c, FigureStyle{}, {}, 72);
       QVERIFY(r.layout.block_grid.width() > 100);
       QVERIFY(r.layout.token_mask.width() > 100);
       QVERIFY(r.layout.heatmap.matrix.width() > 100);
@@ -238,7 +159,7 @@ class TestBigBirdView : public QObject {
     BigBirdView view;
     view.resize(1400, 700);
     view.show();
-    const ViewContext c = context_of(run("bigbird", {{"block_size", 2}}), 0, 0);
+    const ViewContext c = view_context(run("bigbird", {{"block_size", 2}}), 0, 0);
     view.setContext(c);
     QCoreApplication::processEvents();
     const QImage first = view.canvas()->grab().toImage();
@@ -256,45 +177,56 @@ class TestBigBirdView : public QObject {
     QSignalSpy spy(&view, &TraceViewWidget::tokenHovered);
     const BigBirdFigureLayout layout = view.figureLayout();
     const QPointF at = BigBirdFigureLayout::cell_centre(layout.token_mask, extras_of(c).length(), 9, 2);
-    QTest::mouseMove(view.canvas(), at.toPoint());
+    QTest::mouseMove(view.canvas()->surface(), at.toPoint());
     QTRY_VERIFY(!spy.isEmpty());
     QCOMPARE(spy.last().at(0).toInt(), 9);
     QCOMPARE(view.context().highlighted_token, 9);
 
     // Another variant: the view says what it needs instead of drawing.
-    view.setContext(context_of(run("softmax", nlohmann::json::object())));
-    QVERIFY(view.findChildren<QLabel*>().size() > 0);
+    view.setContext(view_context(run("softmax", nlohmann::json::object())));
+    QVERIFY(!view.canvas()->hasFigure());
+    QVERIFY(view.canvas()->message().contains(QStringLiteral("needs the bigbird variant")));
+  }
+
+  // The exported figure draws the receptive field at the depth its options give; the widget's
+  // slider is that option.
+  void receptive_layers_option() {
+    const ViewContext c = view_context(run("bigbird", {{"block_size", 1}, {"global_blocks", 0}, {"random_blocks", 0}}));
+    const QImage deepest = render_view("blocks", c);
+    QCOMPARE(render_view("blocks", view_context(c.result, 0, 0, {{"layers", 4}})), deepest);
+    QVERIFY(render_view("blocks", view_context(c.result, 0, 0, {{"layers", 1}})) != deepest);
+    EXPECT_ERROR(ParamError, render_view("blocks", view_context(c.result, 0, 0, {{"layers", 5}})),
+                 "view 'blocks' option layers=5 is not allowed; layers: an integer in [1, 4]");
+    BigBirdView view;
+    view.setContext(c);
+    QSignalSpy changed(&view, &TraceViewWidget::viewOptionsChanged);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"layers", 4}}));
+    view.setViewOptions({{"layers", 2}});
+    QCOMPARE(view.receptiveLayers(), 2);
+    QCOMPARE(view.layersSlider()->value(), 2);
+    QCOMPARE(changed.count(), 1);
+    view.layersSlider()->setValue(3);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"layers", 3}}));
+    QCOMPARE(changed.count(), 2);
+    EXPECT_ERROR(ParamError, view.setViewOptions({{"depth", 2}}), "view 'blocks' has no option 'depth'; its options: layers");
+    QCOMPARE(view.receptiveLayers(), 3);
   }
 
   void exports_read_back() {
-    const ViewContext c = context_of(run("bigbird", {{"block_size", 2}, {"random_blocks", 1}}), 2, 1);
+    const ViewContext c = view_context(run("bigbird", {{"block_size", 2}, {"random_blocks", 1}}), 2, 1);
     const BigBirdExtras& e = extras_of(c);
-    const ViewSpec& spec = view_spec("blocks");
     QTemporaryDir dir;
     const auto path = [&](const char* name) { return dir.filePath(QString::fromLatin1(name)); };
-    for (const char* name : {"f.png", "f.svg", "f.pdf", "d.json", "d.csv", "d.npy"}) export_view(spec, c, path(name), ExportOptions{});
+    export_each("blocks", c, dir, {"f.png", "f.svg", "f.pdf", "d.json", "d.csv", "d.npy"});
 
     const QImage png(path("f.png"));
     QVERIFY(!png.isNull());
     const QSizeF points = bigbird_figure_size(c, FigureStyle{});
     QCOMPARE(png.width(), static_cast<int>(std::lround(points.width() * 150.0 / 72.0)));
-    QFile svg(path("f.svg"));
-    QVERIFY(svg.open(QIODevice::ReadOnly));
-    QXmlStreamReader xml(&svg);
-    bool has_text = false;
-    while (!xml.atEnd()) {
-      xml.readNext();
-      if (xml.isCharacters() && xml.text().toString().contains(QStringLiteral("BigBird blocks"))) has_text = true;
-    }
-    QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
-    QVERIFY(has_text);
-    QFile pdf(path("f.pdf"));
-    QVERIFY(pdf.open(QIODevice::ReadOnly));
-    QVERIFY(pdf.read(5) == "%PDF-");
+    QVERIFY(svg_has_text(path("f.svg"), QStringLiteral("BigBird blocks")));
+    QVERIFY(is_pdf(path("f.pdf")));
 
-    QFile json_file(path("d.json"));
-    QVERIFY(json_file.open(QIODevice::ReadOnly));
-    const nlohmann::json j = nlohmann::json::parse(json_file.readAll().toStdString());
+    const nlohmann::json j = read_json(path("d.json"));
     QCOMPARE(j.at("kind").get<std::string>(), std::string("bigbird"));
     QCOMPARE(j.at("layer").get<int>(), 2);
     QCOMPARE(j.at("block_size").get<std::int64_t>(), e.layout().block_size);
@@ -312,27 +244,20 @@ class TestBigBirdView : public QObject {
         for (std::int64_t kb = 0; kb < e.n_blocks(); ++kb)
           QCOMPARE(types.at(h, qb, kb), static_cast<float>(e.block_type(h, qb, kb)));
 
-    QFile csv_file(path("d.csv"));
-    QVERIFY(csv_file.open(QIODevice::ReadOnly));
-    const auto rows = parse_csv(csv_file.readAll());
+    const auto rows = read_csv(path("d.csv"));
     const std::int64_t L = e.length();
     QCOMPARE(static_cast<std::int64_t>(rows.size()), L * L + 1);
     QCOMPARE(rows[0].front(), QStringLiteral("query_index"));
     const Tensor& weights = c.result->layers[2].weights;
     for (std::size_t line = 1; line < rows.size(); ++line) {
       const auto& row = rows[line];
-      QCOMPARE(row.size(), std::size_t{9});
+      QCOMPARE(row.size(), qsizetype{9});
       const int i = row[0].toInt(), k = row[3].toInt();
       QCOMPARE(row[6], QString::fromLatin1(bigbird_block_name(e.block_type(1, i / 2, k / 2)).data()));
       QCOMPARE(row[7] == QLatin1String("1"), e.visible(1, i, k));
       QCOMPARE(parse_float(row[8]), weights.at(1, i, k));
     }
-    try {
-      export_view(spec, c, path("d.txt"), ExportOptions{});
-      QFAIL("expected ParamError");
-    } catch (const ParamError& err) {
-      QVERIFY(QString(err.what()).contains(".npy"));
-    }
+    EXPECT_ERROR(ParamError, export_view(view_spec("blocks"), c, path("d.txt"), ExportOptions{}), ".npy");
   }
 };
 

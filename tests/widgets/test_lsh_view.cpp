@@ -2,7 +2,8 @@
 // draws at positions computed from its public layout (each token's bucket colour in the angle
 // view and in the sorted strip), the widget's controls, hover and linked highlighting, and the
 // exports (PNG/SVG/PDF through the figure; CSV and JSON read back here and compared with the
-// engine's numbers in the trace).
+// engine's numbers in the trace), and the view options (round, k, stage) in the widget and in
+// the exported figure.
 #include <QFile>
 #include <QImage>
 #include <QMouseEvent>
@@ -17,25 +18,22 @@
 
 #include "attention/reformer_lsh.h"
 #include "core/error.h"
+#include "figure_canvas.h"
 #include "figures/lsh_figure.h"
 #include "lsh_view.h"
 #include "models/playground.h"
 #include "test_support.h"
+#include "view_test_support.h"
 
 using namespace attnlab;
+using namespace attnlab::test;
 
 namespace {
 
 const char* kText = "The quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun";
 
 PlaygroundResultPtr run(const std::string& variant, nlohmann::json params, bool causal = false, const char* text = kText) {
-  Playground playground;
-  PlaygroundRequest request;
-  request.text = text;
-  request.variant = variant;
-  request.params = std::move(params);
-  request.causal = causal;
-  return playground.run(request);
+  return run_playground(variant, std::move(params), causal, text);
 }
 
 PlaygroundResultPtr lsh_result(bool causal = false) {
@@ -44,42 +42,9 @@ PlaygroundResultPtr lsh_result(bool causal = false) {
 
 const ViewSpec& buckets() { return view_spec("buckets"); }
 
-ViewContext context_for(PlaygroundResultPtr result, int layer = 1, int head = 2) {
-  ViewContext c;
-  c.result = std::move(result);
-  c.layer = layer;
-  c.head = head;
-  return c;
-}
+ViewContext context_for(PlaygroundResultPtr result, int layer = 1, int head = 2) { return view_context(std::move(result), layer, head); }
 
-// A 1 x 1 image with the dpi of a rendered figure: the device to measure text on, so layout
-// positions match the rendered pixels.
-QImage device_at(double dpi) {
-  QImage image(1, 1, QImage::Format_RGB32);
-  const int dpm = static_cast<int>(std::lround(dpi / 0.0254));
-  image.setDotsPerMeterX(dpm);
-  image.setDotsPerMeterY(dpm);
-  return image;
-}
-
-bool close_colour(QRgb a, QColor b, int tolerance = 6) {
-  return std::abs(qRed(a) - b.red()) <= tolerance && std::abs(qGreen(a) - b.green()) <= tolerance &&
-         std::abs(qBlue(a) - b.blue()) <= tolerance;
-}
-
-QString describe(QRgb c) { return QStringLiteral("(%1, %2, %3)").arg(qRed(c)).arg(qGreen(c)).arg(qBlue(c)); }
-
-// A minimal CSV reader for the view's export (no quoted commas in these tokens).
-std::vector<QStringList> read_csv(const QString& path) {
-  QFile file(path);
-  if (!file.open(QIODevice::ReadOnly)) return {};
-  std::vector<QStringList> rows;
-  for (const QByteArray& line : file.readAll().split('\n')) {
-    const QByteArray trimmed = line.trimmed();
-    if (!trimmed.isEmpty()) rows.push_back(QString::fromUtf8(trimmed).split(QLatin1Char(',')));
-  }
-  return rows;
-}
+bool close_colour(QRgb a, QColor b, int tolerance = 6) { return near_colour(a, b, tolerance); }
 
 }  // namespace
 
@@ -114,7 +79,7 @@ class TestLshView : public QObject {
       const QString shots = qEnvironmentVariable("ATTNLAB_LSH_SHOTS");
       if (!shots.isEmpty()) image.save(QStringLiteral("%1/figure_%2.png").arg(shots, style.background.lightness() < 128 ? "dark" : "light"));
       QVERIFY(close_colour(image.pixel(2, 2), style.background, 1));
-      const QImage device = device_at(dpi);
+      const QImage device = measuring_device(dpi);
       const QRectF target(0, 0, image.width(), image.height());
       const LshFigureModel model(c.result, c.layer, c.head, c.colormap);
       const LshFigureOptions options;
@@ -228,24 +193,21 @@ class TestLshView : public QObject {
     const ViewContext c = context_for(lsh_result());
     widget.setContext(c);
     QSignalSpy spy(&widget, &TraceViewWidget::tokenHovered);
-    QWidget* canvas = widget.canvas();
-    FigureStyle style;
-    style.background = canvas->palette().color(QPalette::Base);
-    style.foreground = canvas->palette().color(QPalette::Text);
-    const QPointF at = lsh_angle_point(*widget.model(), widget.options(), style, QRectF(canvas->rect()), canvas, 0);
-    QMouseEvent move(QEvent::MouseMove, at, canvas->mapToGlobal(at), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(canvas, &move);
+    QWidget* surface = widget.canvas()->surface();
+    const FigureStyle style = widget.canvas()->figureStyle();
+    const QRectF target = widget.canvas()->figureRect();
+    const QPointF at = lsh_angle_point(*widget.model(), widget.options(), style, target, surface, 0);
+    move_pointer(surface, at);
     QCOMPARE(spy.count(), 1);
     QCOMPARE(spy.takeFirst().at(0).toInt(), 0);
     QCOMPARE(widget.options().highlight, 0);
     // A token in the sorted strip: the one at sorted position 4.
-    const QRectF cell = lsh_sorted_cell(*widget.model(), widget.options(), style, QRectF(canvas->rect()), canvas, 4);
-    QMouseEvent move2(QEvent::MouseMove, cell.center(), canvas->mapToGlobal(cell.center()), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(canvas, &move2);
+    const QRectF cell = lsh_sorted_cell(*widget.model(), widget.options(), style, target, surface, 4);
+    move_pointer(surface, cell.center());
     QCOMPARE(spy.count(), 1);
     QCOMPARE(spy.takeFirst().at(0).toInt(), widget.model()->token_at(0, 4));
     QEvent leave(QEvent::Leave);
-    QCoreApplication::sendEvent(canvas, &leave);
+    QCoreApplication::sendEvent(surface, &leave);
     QCOMPARE(spy.takeFirst().at(0).toInt(), -1);
     // Linked highlighting from elsewhere.
     widget.setHighlightedToken(7);
@@ -301,6 +263,57 @@ class TestLshView : public QObject {
     for (int k = 0; k < K; ++k) QCOMPARE(j["trace"]["mean_recall"][k].get<float>(), x.mean_recall.at(2, k));
     // Other extensions are refused with the allowed list.
     EXPECT_ERROR(ParamError, export_view(v, c, dir.filePath(QStringLiteral("lsh.npy")), ExportOptions{}), ".csv, .json");
+  }
+
+  // The exported figure draws the options it is given: another round, k or stage changes the
+  // pixels; a round the result lacks and an unknown option are refused with the allowed ones.
+  void figure_honours_view_options() {
+    const PlaygroundResultPtr result = lsh_result();
+    const QImage round0 = render_view("buckets", view_context(result, 1, 2, {{"round", 0}}));
+    const QImage round1 = render_view("buckets", view_context(result, 1, 2, {{"round", 1}}));
+    QCOMPARE(round0.size(), round1.size());
+    QVERIFY(round0 != round1);
+    QCOMPARE(render_view("buckets", view_context(result, 1, 2, nlohmann::json::object())), round0);  // the defaults
+    QVERIFY(render_view("buckets", view_context(result, 1, 2, {{"k", 3}})) != round0);
+    QVERIFY(render_view("buckets", view_context(result, 1, 2, {{"stage", "sort"}})) != round0);
+    EXPECT_ERROR(ParamError, render_view("buckets", view_context(result, 1, 2, {{"round", 2}})),
+                 "round=2 is out of range: this result has hash rounds 0..1 (n_hashes = 2)");
+    EXPECT_ERROR(ParamError, render_view("buckets", view_context(result, 1, 2, {{"rounds", 1}})),
+                 "view 'buckets' has no option 'rounds'; its options: round, k, stage");
+    EXPECT_ERROR(ParamError, render_view("buckets", view_context(result, 1, 2, {{"stage", "shuffle"}})),
+                 "view 'buckets' option stage=shuffle is not allowed; stage: one of overview, rotate, hash, sort, chunk, attend, unsort");
+  }
+
+  // The widget's options round-trip through viewOptions / setViewOptions, announce changes, and
+  // an export with them draws what the widget draws.
+  void widget_view_options_round_trip() {
+    LshViewWidget widget;
+    widget.resize(1400, 900);
+    const ViewContext c = context_for(lsh_result());
+    widget.setContext(c);
+    QCOMPARE(widget.viewOptions(), (nlohmann::json{{"round", 0}, {"k", kLshDefaultRecallK}, {"stage", "overview"}}));
+    QSignalSpy changed(&widget, &TraceViewWidget::viewOptionsChanged);
+    const nlohmann::json chosen = {{"round", 1}, {"k", 3}, {"stage", "chunk"}};
+    widget.setViewOptions(chosen);
+    QCOMPARE(changed.count(), 1);
+    QCOMPARE(widget.viewOptions(), chosen);
+    QCOMPARE(widget.options().round, 1);
+    QCOMPARE(widget.options().stage, LshStage::Chunk);
+    QCOMPARE(widget.findChild<QSpinBox*>(QStringLiteral("lshRound"))->value(), 1);
+    widget.findChild<QSlider*>(QStringLiteral("lshRecallK"))->setValue(4);  // the user
+    QCOMPARE(changed.count(), 2);
+    QCOMPARE(widget.viewOptions()["k"].get<int>(), 4);
+    // A bad value changes nothing.
+    EXPECT_ERROR(ParamError, widget.setViewOptions({{"round", 99}}), "round: an integer in [0, 15]");
+    QCOMPARE(widget.viewOptions()["k"].get<int>(), 4);
+    // A result with one round shows round 0 (the choice of round 1 is kept for the next one).
+    widget.setContext(context_for(run("reformer_lsh", {{"bucket_size", 4}, {"n_hashes", 1}})));
+    QCOMPARE(widget.viewOptions()["round"].get<int>(), 0);
+    widget.setContext(c);
+    QCOMPARE(widget.viewOptions()["round"].get<int>(), 1);
+    nlohmann::json expected = chosen;
+    expected["k"] = 4;
+    QCOMPARE(widget.viewOptions(), expected);
   }
 
   // A long input still renders (image path of the matrices, thinned labels).

@@ -2,7 +2,8 @@
 // pixels at positions computed from the public layout and the engine's trace (cluster colours of
 // centroids, histogram bars of the traced occupancy, membership cells, matrix cells from the
 // colormap), the widget's step-through and animation, linked highlighting, and every export
-// format read back and compared with the engine's numbers.
+// format read back and compared with the engine's numbers; the view option "step" in the widget
+// and in the exported figure.
 #include <QFile>
 #include <QImage>
 #include <QPainter>
@@ -15,12 +16,15 @@
 #include <nlohmann/json.hpp>
 
 #include "colormap.h"
+#include "figure_canvas.h"
 #include "figures/routing_figure.h"
 #include "routing_view.h"
 #include "test_support.h"
 #include "trace_view.h"
+#include "view_test_support.h"
 
 using namespace attnlab;
+using namespace attnlab::test;
 
 namespace {
 
@@ -28,67 +32,22 @@ constexpr double kDpi = 150.0;
 
 PlaygroundResultPtr run(const std::string& variant, nlohmann::json params, bool causal = false,
                         const std::string& text = "the cat sat on the mat while the dog slept by the door") {
-  static Playground playground;
-  PlaygroundRequest request;
-  request.text = text;
-  request.variant = variant;
-  request.params = std::move(params);
-  request.causal = causal;
-  return playground.run(request);
+  return run_playground(variant, std::move(params), causal, text);
 }
 
 PlaygroundResultPtr routing_result(bool causal = false) {
   return run("routing", {{"n_clusters", 3}, {"kmeans_iters", 4}, {"window", 5}}, causal);
 }
 
-ViewContext context_for(PlaygroundResultPtr result, int layer = 0, int head = 0) {
-  ViewContext c;
-  c.result = std::move(result);
-  c.layer = layer;
-  c.head = head;
-  return c;
+ViewContext context_for(PlaygroundResultPtr result, int layer = 0, int head = 0) { return view_context(std::move(result), layer, head); }
+
+bool near(QRgb a, QRgb b, int tolerance = 6) { return near_colour(a, b, tolerance); }
+
+Rendered<RoutingFigureLayout> render(const RoutingFigureData& data, const RoutingFigureOptions& options = {}) {
+  return render_with_layout(routing_painted_figure(data, FigureStyle{}, options), kDpi, compute_routing_layout, data, FigureStyle{});
 }
 
-bool near(QRgb a, QRgb b, int tolerance = 6) {
-  return std::abs(qRed(a) - qRed(b)) <= tolerance && std::abs(qGreen(a) - qGreen(b)) <= tolerance &&
-         std::abs(qBlue(a) - qBlue(b)) <= tolerance;
-}
-
-QString describe(QRgb c) { return QStringLiteral("(%1, %2, %3)").arg(qRed(c)).arg(qGreen(c)).arg(qBlue(c)); }
-
-// `colour` with `alpha` over `background`, as the raster engine composes it.
-QRgb over(QColor colour, int alpha, QColor background) {
-  const auto mix = [&](int c, int b) { return (c * alpha + b * (255 - alpha) + 127) / 255; };
-  return qRgb(mix(colour.red(), background.red()), mix(colour.green(), background.green()),
-              mix(colour.blue(), background.blue()));
-}
-
-struct Rendered {
-  QImage image;
-  RoutingFigureLayout layout;
-};
-
-Rendered render(const RoutingFigureData& data, const RoutingFigureOptions& options = {}) {
-  const FigureStyle style;
-  Rendered r;
-  r.image = render_figure_image(routing_painted_figure(data, style, options), kDpi);
-  r.layout = compute_routing_layout(data, style, QRectF(0, 0, r.image.width(), r.image.height()), &r.image);
-  return r;
-}
-
-QRgb pixel(const QImage& image, QPointF at) { return image.pixel(static_cast<int>(at.x()), static_cast<int>(at.y())); }
-
-// The tiny CSV reader of these tests: no quoted fields in the texts used here.
-std::vector<QStringList> read_csv(const QString& path) {
-  QFile file(path);
-  if (!file.open(QIODevice::ReadOnly)) return {};
-  std::vector<QStringList> rows;
-  for (const QByteArray& line : file.readAll().split('\n')) {
-    const QString text = QString::fromUtf8(line).trimmed();
-    if (!text.isEmpty()) rows.push_back(text.split(QLatin1Char(',')));
-  }
-  return rows;
-}
+QRgb pixel(const QImage& image, QPointF at) { return pixel_at(image, at); }
 
 }  // namespace
 
@@ -111,7 +70,7 @@ class TestRoutingView : public QObject {
   // Centroids (final step) in their cluster colour at their projected position.
   void centroids_are_drawn_in_cluster_colours() {
     const RoutingFigureData data = routing_figure_data(*routing_result(), 1, 2, ColormapId::Viridis);
-    const Rendered r = render(data);
+    const auto r = render(data);
     const RoutingHeadTrace& t = data.trace();
     const int k = 3, last = data.steps() - 1;
     QCOMPARE(data.steps(), 5);
@@ -143,7 +102,7 @@ class TestRoutingView : public QObject {
     for (int step : {0, 4}) {
       RoutingFigureOptions options;
       options.step = step;
-      const Rendered r = render(data, options);
+      const auto r = render(data, options);
       int bars = 0;
       for (int c = 0; c < 3; ++c) {
         for (bool keys : {false, true}) {
@@ -169,7 +128,7 @@ class TestRoutingView : public QObject {
   void member_grid_marks_members() {
     const RoutingFigureData data = routing_figure_data(*routing_result(), 0, 0, ColormapId::Viridis);
     const RoutingHeadTrace& t = data.trace();
-    const Rendered r = render(data);
+    const auto r = render(data);
     const int w = static_cast<int>(data.extras->settings().query_window);
     const int tokens = data.matrix->rows;
     for (int c = 0; c < 3; ++c) {
@@ -215,7 +174,7 @@ class TestRoutingView : public QObject {
   void matrix_cells_follow_the_weights() {
     const auto result = routing_result(true);
     const RoutingFigureData data = routing_figure_data(*result, 2, 3, ColormapId::Magma);
-    const Rendered r = render(data);
+    const auto r = render(data);
     const Tensor& w = result->layers[2].weights;
     const auto& cmap = Colormap::get(ColormapId::Magma);
     for (int i = 0; i < data.matrix->rows; i += 3) {
@@ -232,7 +191,7 @@ class TestRoutingView : public QObject {
     const auto result = run("routing", {{"local_heads", 2}});
     const RoutingFigureData local = routing_figure_data(*result, 0, 1, ColormapId::Viridis);
     QVERIFY(local.local());
-    const Rendered r = render(local);
+    const auto r = render(local);
     QVERIFY(r.layout.scatter.isEmpty());
     QVERIFY(r.layout.members.isEmpty());
     QVERIFY(!r.layout.matrix.matrix.isEmpty());
@@ -294,11 +253,11 @@ class TestRoutingView : public QObject {
                                       "routing sends every query to the keys of its nearest centroids and nowhere else"));
       c.highlighted_token = 3;
       view.setContext(c);
-      auto* canvas = view.findChild<QWidget*>(QStringLiteral("routingCanvas"));
-      const QImage image = canvas->grab().toImage();
+      QWidget* surface = view.canvas()->surface();
+      const QImage image = surface->grab().toImage();
       QVERIFY(near(image.pixel(2, 2), base.rgb(), 1));
       const RoutingFigureLayout layout =
-          compute_routing_layout(*view.figureData(), view.figureStyle(), QRectF(canvas->rect()), canvas);
+          compute_routing_layout(*view.figureData(), view.figureStyle(), view.canvas()->figureRect(), surface);
       int text_pixels = 0;  // the title is written in the palette's text colour
       for (int y = static_cast<int>(layout.title.top()); y < static_cast<int>(layout.title.bottom()); ++y)
         for (int x = static_cast<int>(layout.title.left()); x < static_cast<int>(layout.title.left() + 200); ++x)
@@ -320,10 +279,10 @@ class TestRoutingView : public QObject {
     QVERIFY(view.hoverText().contains(QStringLiteral("#2 'sat'")));
     // Hovering a query marker in the plane emits its token.
     QSignalSpy spy(&view, &TraceViewWidget::tokenHovered);
-    auto* canvas = view.findChild<QWidget*>(QStringLiteral("routingCanvas"));
-    QVERIFY(canvas);
+    QVERIFY(view.findChild<FigureCanvas*>(QStringLiteral("routingCanvas")) == view.canvas());
+    QWidget* canvas = view.canvas()->surface();
     const RoutingFigureData& data = *view.figureData();
-    const RoutingFigureLayout layout = compute_routing_layout(data, view.figureStyle(), QRectF(canvas->rect()), canvas);
+    const RoutingFigureLayout layout = compute_routing_layout(data, view.figureStyle(), view.canvas()->figureRect(), canvas);
     const RoutingHeadTrace& t = data.trace();
     const int target = 5;
     const QPointF at = layout.to_scatter(t.query_xy(target, 0), t.query_xy(target, 1));
@@ -336,6 +295,41 @@ class TestRoutingView : public QObject {
     const QPointF row = layout.matrix.cell_rect(7, 1).center();
     QCOMPARE(routing_token_at(layout, data, row), 7);
     QCOMPARE(routing_token_at(layout, data, layout.member_cell(1, 4).center()), 4);
+  }
+
+  // The exported figure shows the k-means step of its options: -1 and every step past the last
+  // are the last; step 0 shows the seeded initial centroids.
+  void figure_honours_the_step_option() {
+    const ViewContext c = context_for(routing_result(), 1, 2);
+    const auto with_step = [&](int step) { return render_view("clusters", view_context(c.result, 1, 2, {{"step", step}})); };
+    const QImage last = with_step(-1);
+    QCOMPARE(render_view("clusters", c), last);  // the default
+    QCOMPARE(with_step(4), last);
+    QCOMPARE(with_step(50), last);  // clamped to the result's last step
+    QVERIFY(with_step(0) != last);
+    EXPECT_ERROR(ParamError, with_step(-2), "view 'clusters' option step=-2 is not allowed; step: an integer in [-1, 50]");
+    EXPECT_ERROR(ParamError, render_view("clusters", view_context(c.result, 1, 2, {{"round", 1}})),
+                 "view 'clusters' has no option 'round'; its options: step");
+  }
+
+  void widget_view_options_round_trip() {
+    RoutingView view;
+    view.resize(1100, 650);
+    QSignalSpy changed(&view, &TraceViewWidget::viewOptionsChanged);
+    view.setViewOptions({{"step", 2}});  // before any result: kept for the first one
+    QCOMPARE(changed.count(), 1);
+    view.setContext(context_for(routing_result()));
+    QCOMPARE(view.step(), 2);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"step", 2}}));
+    view.findChild<QSlider*>(QStringLiteral("routingStep"))->setValue(4);  // the last: saved as -1
+    QCOMPARE(changed.count(), 2);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"step", -1}}));
+    // More k-means steps: the last stays the last.
+    view.setContext(context_for(run("routing", {{"n_clusters", 3}, {"kmeans_iters", 7}, {"window", 5}})));
+    QCOMPARE(view.step(), 7);
+    view.setViewOptions(nlohmann::json::object());  // the defaults
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"step", -1}}));
+    EXPECT_ERROR(ParamError, view.setViewOptions({{"step", "first"}}), "step: an integer in [-1, 50]");
   }
 
   void exports_every_format_and_the_numbers_read_back() {

@@ -3,24 +3,27 @@
 // the engine's kernels with the colour ranges worked out here (one scale for B̂ and B, a
 // symmetric diverging one for B̂ - B); the measured points of both plots where their data put
 // them, on log and linear probability axes; the widget following setContext, the log toggle and
-// the hovered token; every export read back with independent readers.
+// the hovered token; every export read back with independent readers; the view option
+// "log_probability" in the widget and in the exported figure.
 #include <QFile>
 #include <QImage>
 #include <QSignalSpy>
 #include <QTemporaryDir>
-#include <QXmlStreamReader>
 #include <QtTest>
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "attention/yoso.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "figure_canvas.h"
 #include "figures/yoso_figure.h"
 #include "models/playground.h"
+#include "test_support.h"
+#include "view_test_support.h"
 #include "yoso_view.h"
 
 using namespace attnlab;
+using namespace attnlab::test;
 
 namespace {
 
@@ -28,69 +31,14 @@ const char* kText = "a small cat sleeps on the warm mat while two birds sing in 
 
 PlaygroundResultPtr run(const std::string& variant, nlohmann::json params, bool causal = false,
                         const std::string& text = kText) {
-  static Playground playground;
-  PlaygroundRequest request;
-  request.text = text;
-  request.variant = variant;
-  request.params = std::move(params);
-  request.causal = causal;
-  request.attention_seed = 3;
-  return playground.run(request);
+  return run_playground(variant, std::move(params), causal, text, 3);
 }
 
-ViewContext context_of(PlaygroundResultPtr result, int layer = 0, int head = 0) {
-  ViewContext c;
-  c.result = std::move(result);
-  c.layer = layer;
-  c.head = head;
-  return c;
-}
+const YosoExtras& extras_of(const ViewContext& c) { return *layer_extras<YosoExtras>(c); }
 
-const YosoExtras& extras_of(const ViewContext& c) {
-  return dynamic_cast<const YosoExtras&>(*c.result->layers[static_cast<std::size_t>(c.layer)].extras);
-}
-
-bool near_colour(QRgb actual, QRgb expected, int tolerance = 3) {
-  return std::abs(qRed(actual) - qRed(expected)) <= tolerance && std::abs(qGreen(actual) - qGreen(expected)) <= tolerance &&
-         std::abs(qBlue(actual) - qBlue(expected)) <= tolerance;
-}
-
-QRgb pixel_at(const QImage& image, const QPointF& p) {
-  return image.pixel(static_cast<int>(std::floor(p.x())), static_cast<int>(std::floor(p.y())));
-}
-
-QString describe(QRgb c) { return QStringLiteral("(%1, %2, %3)").arg(qRed(c)).arg(qGreen(c)).arg(qBlue(c)); }
-
-struct Rendered {
-  QImage image;
-  YosoFigureLayout layout;
-};
-
-Rendered render(const ViewContext& c, const FigureStyle& style, const YosoFigureOptions& options = {}, double dpi = 100) {
-  Rendered r;
-  r.image = render_figure_image(yoso_painted_figure(c, style, options), dpi);
-  r.layout = compute_yoso_layout(c, style, QRectF(r.image.rect()), &r.image);
-  return r;
-}
-
-std::vector<std::vector<QString>> parse_csv(const QByteArray& bytes) {
-  std::vector<std::vector<QString>> rows;
-  for (const QByteArray& line : bytes.split('\n')) {
-    QByteArray trimmed = line;
-    if (trimmed.endsWith('\r')) trimmed.chop(1);
-    if (trimmed.isEmpty()) continue;
-    std::vector<QString> fields;
-    for (const QByteArray& f : trimmed.split(',')) fields.push_back(QString::fromUtf8(f));  // tokens hold no commas here
-    rows.push_back(std::move(fields));
-  }
-  return rows;
-}
-
-float parse_float(const QString& text) {
-  const QByteArray bytes = text.toLatin1();
-  float out = std::nanf("");
-  std::from_chars(bytes.data(), bytes.data() + bytes.size(), out);
-  return out;
+Rendered<YosoFigureLayout> render(const ViewContext& c, const FigureStyle& style, const YosoFigureOptions& options = {},
+                                  double dpi = 100) {
+  return render_with_layout(yoso_painted_figure(c, style, options), dpi, compute_yoso_layout, c, style);
 }
 
 }  // namespace
@@ -108,18 +56,13 @@ class TestYosoView : public QObject {
     QVERIFY(spec.accepts(*run("yoso", nlohmann::json::object())));
     const PlaygroundResultPtr bigbird = run("bigbird", nlohmann::json::object());
     QVERIFY(!spec.accepts(*bigbird));
-    try {
-      check_view_context(spec, context_of(bigbird));
-      QFAIL("expected ParamError");
-    } catch (const ParamError& e) {
-      QVERIFY2(QString(e.what()).contains("needs the yoso variant"), e.what());
-    }
+    EXPECT_ERROR(ParamError, check_view_context(spec, view_context(bigbird)), "needs the yoso variant");
   }
 
   // The heatmaps show the engine's kernels: B̂ and B on one scale [0, max of both], the
   // difference on the diverging map over [-a, a].
   void heatmap_cells_show_the_kernels() {
-    ViewContext c = context_of(run("yoso", {{"hash_bits", 4}, {"n_hashes", 16}}, true), 1, 2);
+    ViewContext c = view_context(run("yoso", {{"hash_bits", 4}, {"n_hashes", 16}}, true), 1, 2);
     c.colormap = ColormapId::Magma;
     const YosoExtras& e = extras_of(c);
     const std::int64_t L = e.queries();
@@ -130,7 +73,7 @@ class TestYosoView : public QObject {
         spread = std::max(spread, std::abs(e.sampled(2, i, j) - e.expected(2, i, j)));
       }
     QVERIFY(top > 0.0f && spread > 0.0f);
-    const Rendered r = render(c, FigureStyle{});
+    const auto r = render(c, FigureStyle{});
     const Colormap& magma = Colormap::get(ColormapId::Magma);
     const Colormap& coolwarm = Colormap::get(ColormapId::Coolwarm);
     for (int i = 0; i < L; i += 2)
@@ -148,11 +91,11 @@ class TestYosoView : public QObject {
 
   // Measured points sit where their numbers put them, on a log and on a linear axis.
   void plots_place_measured_points() {
-    const ViewContext c = context_of(run("yoso", {{"hash_bits", 2}, {"n_hashes", 64}}), 0, 1);
+    const ViewContext c = view_context(run("yoso", {{"hash_bits", 2}, {"n_hashes", 64}}), 0, 1);
     const YosoExtras& e = extras_of(c);
     for (bool log_axis : {true, false}) {
       const YosoFigureOptions options{log_axis};
-      const Rendered r = render(c, FigureStyle{}, options, 150);
+      const auto r = render(c, FigureStyle{}, options, 150);
       int checked = 0;
       for (int b = 0; b < YosoExtras::kAngleBins; b += 2) {
         const std::size_t k = e.bin_index(1, b);
@@ -179,22 +122,22 @@ class TestYosoView : public QObject {
   }
 
   void dark_style_highlight_and_sizes() {
-    ViewContext c = context_of(run("yoso", nlohmann::json::object()));
+    ViewContext c = view_context(run("yoso", nlohmann::json::object()));
     const FigureStyle dark = FigureStyle::dark();
-    const Rendered plain = render(c, dark);
+    const auto plain = render(c, dark);
     QVERIFY(near_colour(plain.image.pixel(1, 1), dark.background.rgb()));
     c.highlighted_token = 4;
-    const Rendered marked = render(c, dark);
+    const auto marked = render(c, dark);
     QVERIFY(plain.image != marked.image);
     QCOMPARE(marked.layout.token_at(marked.layout.expected.cell_rect(4, 1).center()), 4);
     QCOMPARE(marked.layout.token_at(marked.layout.collision_plot.center()), -1);
     QString long_text;
     for (int i = 0; i < 512; ++i) long_text += QStringLiteral("w%1 ").arg(i % 41);
     for (const std::string& text : {std::string("one two three four five"), long_text.toStdString()}) {
-      const ViewContext ci = context_of(run("yoso", nlohmann::json::object(), false, text));
+      const ViewContext ci = view_context(run("yoso", nlohmann::json::object(), false, text));
       const QSizeF size = view_spec("yoso").figure(ci, FigureStyle{}).size;
       QVERIFY(size.width() > 300 && size.width() < 2500 && size.height() > 200 && size.height() < 2000);
-      const Rendered r = render(ci, FigureStyle{}, {}, 72);
+      const auto r = render(ci, FigureStyle{}, {}, 72);
       const std::vector<QRectF> parts = {r.layout.collision_plot, r.layout.error_plot, r.layout.sampled.matrix,
                                          r.layout.expected.matrix, r.layout.difference.matrix};
       for (std::size_t a = 0; a < parts.size(); ++a) {
@@ -209,7 +152,7 @@ class TestYosoView : public QObject {
     YosoView view;
     view.resize(1400, 700);
     view.show();
-    const ViewContext c = context_of(run("yoso", {{"hash_bits", 3}}));
+    const ViewContext c = view_context(run("yoso", {{"hash_bits", 3}}));
     view.setContext(c);
     const QImage first = view.canvas()->grab().toImage();
     ViewContext other = c;
@@ -224,43 +167,50 @@ class TestYosoView : public QObject {
 
     QSignalSpy spy(&view, &TraceViewWidget::tokenHovered);
     const YosoFigureLayout layout = view.figureLayout();
-    QTest::mouseMove(view.canvas(), layout.sampled.cell_rect(7, 2).center().toPoint());
+    QTest::mouseMove(view.canvas()->surface(), layout.sampled.cell_rect(7, 2).center().toPoint());
     QTRY_VERIFY(!spy.isEmpty());
     QCOMPARE(spy.last().at(0).toInt(), 7);
     QCOMPARE(view.context().highlighted_token, 7);
-    view.setContext(context_of(run("softmax", nlohmann::json::object())));
+    view.setContext(view_context(run("softmax", nlohmann::json::object())));
     QVERIFY(!yoso_extras(view.context()));
+    QVERIFY(view.canvas()->message().contains(QStringLiteral("needs the yoso variant")));
+  }
+
+  // The exported figure's probability axis follows the option; the widget's check box is it.
+  void log_probability_option() {
+    const ViewContext c = view_context(run("yoso", {{"hash_bits", 3}}));
+    const QImage log_axis = render_view("yoso", c);
+    QCOMPARE(render_view("yoso", view_context(c.result, 0, 0, {{"log_probability", true}})), log_axis);
+    QVERIFY(render_view("yoso", view_context(c.result, 0, 0, {{"log_probability", false}})) != log_axis);
+    EXPECT_ERROR(ParamError, render_view("yoso", view_context(c.result, 0, 0, {{"log_probability", "no"}})),
+                 "log_probability: true or false");
+    YosoView view;
+    view.setContext(c);
+    QSignalSpy changed(&view, &TraceViewWidget::viewOptionsChanged);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"log_probability", true}}));
+    view.setViewOptions({{"log_probability", false}});
+    QVERIFY(!view.logScaleBox()->isChecked());
+    QCOMPARE(changed.count(), 1);
+    view.logScaleBox()->setChecked(true);
+    QCOMPARE(view.viewOptions(), (nlohmann::json{{"log_probability", true}}));
+    QCOMPARE(changed.count(), 2);
   }
 
   void exports_read_back() {
-    const ViewContext c = context_of(run("yoso", {{"n_hashes", 8}, {"mode", "expected"}}), 3, 5);
+    const ViewContext c = view_context(run("yoso", {{"n_hashes", 8}, {"mode", "expected"}}), 3, 5);
     const YosoExtras& e = extras_of(c);
-    const ViewSpec& spec = view_spec("yoso");
     QTemporaryDir dir;
     const auto path = [&](const char* name) { return dir.filePath(QString::fromLatin1(name)); };
-    for (const char* name : {"f.png", "f.svg", "f.pdf", "d.json", "d.csv", "d.npy"}) export_view(spec, c, path(name), ExportOptions{});
+    export_each("yoso", c, dir, {"f.png", "f.svg", "f.pdf", "d.json", "d.csv", "d.npy"});
 
     const QImage png(path("f.png"));
     QVERIFY(!png.isNull());
     QCOMPARE(png.width(), static_cast<int>(std::lround(yoso_figure_size(c, FigureStyle{}).width() * 150.0 / 72.0)));
-    QFile svg(path("f.svg"));
-    QVERIFY(svg.open(QIODevice::ReadOnly));
-    QXmlStreamReader xml(&svg);
-    bool has_text = false;
-    while (!xml.atEnd()) {
-      xml.readNext();
-      if (xml.isCharacters() && xml.text().toString().contains(QStringLiteral("YOSO kernel"))) has_text = true;
-    }
-    QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
-    QVERIFY(has_text);
-    QFile pdf(path("f.pdf"));
-    QVERIFY(pdf.open(QIODevice::ReadOnly));
-    QVERIFY(pdf.read(5) == "%PDF-");
+    QVERIFY(svg_has_text(path("f.svg"), QStringLiteral("YOSO kernel")));
+    QVERIFY(is_pdf(path("f.pdf")));
 
     const std::int64_t L = e.queries();
-    QFile json_file(path("d.json"));
-    QVERIFY(json_file.open(QIODevice::ReadOnly));
-    const nlohmann::json j = nlohmann::json::parse(json_file.readAll().toStdString());
+    const nlohmann::json j = read_json(path("d.json"));
     QCOMPARE(j.at("head").get<int>(), 5);
     QCOMPARE(j.at("mode").get<std::string>(), std::string("expected"));
     for (std::int64_t i = 0; i < L; ++i)
@@ -281,14 +231,12 @@ class TestYosoView : public QObject {
           QCOMPARE(kernels.data()[((1 * e.heads() + h) * L + i) * L + k], e.expected(h, i, k));
         }
 
-    QFile csv_file(path("d.csv"));
-    QVERIFY(csv_file.open(QIODevice::ReadOnly));
-    const auto rows = parse_csv(csv_file.readAll());
+    const auto rows = read_csv(path("d.csv"));
     QCOMPARE(static_cast<std::int64_t>(rows.size()), L * L + 1);
     const Tensor& weights = c.result->layers[3].weights;
     for (std::size_t line = 1; line < rows.size(); ++line) {
       const auto& row = rows[line];
-      QCOMPARE(row.size(), std::size_t{9});
+      QCOMPARE(row.size(), qsizetype{9});
       const int i = row[0].toInt(), k = row[2].toInt();
       QCOMPARE(row[4].toInt(), e.collisions(5, i, k));
       QCOMPARE(parse_float(row[5]), e.sampled(5, i, k));
@@ -296,12 +244,7 @@ class TestYosoView : public QObject {
       QCOMPARE(parse_float(row[8]), weights.at(5, i, k));
       QCOMPARE(weights.at(5, i, k), e.expected(5, i, k));  // expected mode applies B
     }
-    try {
-      export_view(spec, c, path("d.txt"), ExportOptions{});
-      QFAIL("expected ParamError");
-    } catch (const ParamError& err) {
-      QVERIFY(QString(err.what()).contains(".npy"));
-    }
+    EXPECT_ERROR(ParamError, export_view(view_spec("yoso"), c, path("d.txt"), ExportOptions{}), ".npy");
   }
 };
 

@@ -11,14 +11,14 @@
 
 #include "core/error.h"
 #include "core/npy.h"
+#include "figures/figure_kit.h"
 #include "result_views.h"
 
 namespace attnlab {
 namespace {
 
-// Lengths in label line heights, so the figure scales with its font.
-constexpr double kMarginLines = 0.8;
-constexpr double kGapLines = 0.4;
+// Lengths in label line heights, so the figure scales with its font (margin and basic gap: the
+// defaults of FigureTextSpec).
 constexpr double kPanelGapLines = 2.0;     // between panels in a row
 constexpr double kRowGapLines = 1.2;       // between rows of panels
 constexpr double kNaturalPanelLines = 20;  // side of a main matrix at the figure's natural size
@@ -34,34 +34,6 @@ constexpr int kVectorImageTargetPx = 2048;
 
 enum class PanelKind { BlockGrid, TokenMask, Heatmap, Receptive, Heads };
 
-// A panel: a matrix area of unit_w x unit_h panel sides, and fixed room around it for text.
-struct Panel {
-  PanelKind kind;
-  double unit_w = 1, unit_h = 1;
-  double left = 0, right = 0, top = 0, bottom = 0;
-  double outer_w(double side) const { return unit_w * side + left + right; }
-  double outer_h(double side) const { return unit_h * side + top + bottom; }
-};
-
-struct Text {
-  QFont label, bold, title;
-  double line = 0, title_line = 0, gap = 0, margin = 0;
-};
-
-Text measure_text(const FigureStyle& style, const QPaintDevice* device) {
-  Text t;
-  t.label = style.font;
-  t.bold = style.font;
-  t.bold.setBold(true);
-  t.title = t.bold;
-  if (t.title.pointSizeF() > 0) t.title.setPointSizeF(t.title.pointSizeF() * 1.2);
-  t.line = QFontMetricsF(t.label, device).height();
-  t.title_line = QFontMetricsF(t.title, device).height();
-  t.gap = kGapLines * t.line;
-  t.margin = kMarginLines * t.line;
-  return t;
-}
-
 // Everything the figure shows, gathered once per draw.
 struct Content {
   const PlaygroundResult* result = nullptr;
@@ -73,11 +45,9 @@ struct Content {
 };
 
 Content gather(const ViewContext& context) {
-  check_view_context(view_spec("blocks"), context);
   Content c;
+  c.extras = &checked_layer_extras<BigBirdExtras>(context, "blocks", "BigBird");
   c.result = context.result.get();
-  c.extras = bigbird_extras(context);
-  if (!c.extras) throw ParamError("view 'blocks': layer " + std::to_string(context.layer) + " has no BigBird trace");
   c.layer = context.layer;
   c.head = context.head;
   c.highlight = context.highlighted_token < c.extras->length() ? context.highlighted_token : -1;
@@ -90,17 +60,11 @@ Content gather(const ViewContext& context) {
   return c;
 }
 
-FigureStyle heatmap_style(const FigureStyle& style, int highlight) {
-  FigureStyle s = style;
-  s.highlight_index = highlight;
-  return s;
-}
-
-double index_label_width(const Text& t, const QPaintDevice* device, std::int64_t n) {
+double index_label_width(const FigureText& t, const QPaintDevice* device, std::int64_t n) {
   return QFontMetricsF(t.label, device).horizontalAdvance(QString::number(std::max<std::int64_t>(0, n - 1)));
 }
 
-double legend_width(const Text& t, const QPaintDevice* device) {
+double legend_width(const FigureText& t, const QPaintDevice* device) {
   const QFontMetricsF fm(t.label, device);
   double widest = 0;
   for (const QString& s : {QStringLiteral("1 layer"), QStringLiteral("4 layers"), QStringLiteral("not reached")})
@@ -108,35 +72,36 @@ double legend_width(const Text& t, const QPaintDevice* device) {
   return kSwatchLines * t.line + t.gap + widest;
 }
 
-std::vector<Panel> make_panels(const Content& c, const FigureStyle& style, const Text& t, const QPaintDevice* device) {
+std::vector<FlowPanel> make_panels(const Content& c, const FigureStyle& style, const FigureText& t, const QPaintDevice* device) {
   const double caption = t.line + t.gap;
   const double axes_left = t.line + t.gap + std::max(index_label_width(t, device, c.length), t.line) + t.gap;
   const double axes_bottom = 0.5 * t.gap + t.line + t.line;
-  std::vector<Panel> panels;
-  Panel grid{PanelKind::BlockGrid, 1, 1, axes_left, t.gap, caption, axes_bottom};
+  std::vector<FlowPanel> panels;
+  FlowPanel grid{static_cast<int>(PanelKind::BlockGrid), 1, 1, axes_left, t.gap, caption, axes_bottom};
   panels.push_back(grid);
-  Panel mask = grid;
-  mask.kind = PanelKind::TokenMask;
+  FlowPanel mask = grid;
+  mask.kind = static_cast<int>(PanelKind::TokenMask);
   panels.push_back(mask);
 
   // The heatmap figure's own room for labels and colorbar, found by laying it out in targets
   // that are unbounded in one direction (the matrix then fills the other exactly).
-  const FigureStyle hs = heatmap_style(style, c.highlight);
+  const FigureStyle hs = with_highlight(style, c.highlight);
   const double probe = 1000.0 * t.line, huge = 1e4 * t.line;
   const HeatmapFigureLayout wide = compute_heatmap_layout(c.heatmap, hs, QRectF(0, 0, huge, probe), device);
   const HeatmapFigureLayout tall = compute_heatmap_layout(c.heatmap, hs, QRectF(0, 0, probe, huge), device);
-  Panel heat{PanelKind::Heatmap, 1, 1, 0, probe - tall.matrix.width(), caption, probe - wide.matrix.height()};
+  FlowPanel heat{static_cast<int>(PanelKind::Heatmap), 1, 1, 0, probe - tall.matrix.width(), caption,
+                 probe - wide.matrix.height()};
   panels.push_back(heat);
 
-  Panel receptive = grid;
-  receptive.kind = PanelKind::Receptive;
+  FlowPanel receptive = grid;
+  receptive.kind = static_cast<int>(PanelKind::Receptive);
   receptive.right = t.gap * 2 + legend_width(t, device);
   panels.push_back(receptive);
 
   if (c.heads > 1) {
     const int cols = static_cast<int>(std::min<std::int64_t>(c.heads, kHeadColumns));
     const int rows = static_cast<int>((c.heads + kHeadColumns - 1) / kHeadColumns);
-    Panel heads{PanelKind::Heads, cols * kHeadScale, rows * kHeadScale, t.gap, t.gap,
+    FlowPanel heads{static_cast<int>(PanelKind::Heads), cols * kHeadScale, rows * kHeadScale, t.gap, t.gap,
                 caption + rows * (t.line + 0.5 * t.gap), (rows - 1) * t.gap};
     heads.right += (cols - 1) * t.gap;
     panels.push_back(heads);
@@ -144,128 +109,33 @@ std::vector<Panel> make_panels(const Content& c, const FigureStyle& style, const
   return panels;
 }
 
-// Rows of panels: sizes of each row, given as counts of consecutive panels.
-using Arrangement = std::vector<int>;
-
-std::vector<Arrangement> arrangements(int n) {
-  std::vector<Arrangement> out;
-  out.push_back({n});
-  for (int a = 1; a < n; ++a) out.push_back({a, n - a});
-  for (int a = 1; a < n; ++a)
-    for (int b = 1; a + b < n; ++b) out.push_back({a, b, n - a - b});
-  return out;
-}
-
-struct Frame {
-  double header = 0;  // title
-  double footer = 0;  // legend and summary
-};
-
-Frame frame_for(const Text& t) {
-  Frame f;
-  f.header = t.margin + t.title_line + t.gap;
-  f.footer = t.gap + kSwatchLines * t.line + t.gap + t.line + t.margin;
-  return f;
-}
-
-QSizeF arrangement_size(const std::vector<Panel>& panels, const Arrangement& rows, double side, const Text& t,
-                        const Frame& f) {
-  double width = 0, height = f.header + f.footer;
-  std::size_t next = 0;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    double row_w = 0, row_h = 0;
-    for (int i = 0; i < rows[r]; ++i, ++next) {
-      row_w += panels[next].outer_w(side) + (i > 0 ? kPanelGapLines * t.line : 0.0);
-      row_h = std::max(row_h, panels[next].outer_h(side));
-    }
-    width = std::max(width, row_w);
-    height += row_h + (r > 0 ? kRowGapLines * t.line : 0.0);
-  }
-  return QSizeF(width + 2 * t.margin, height);
-}
-
-// The largest panel side for which the arrangement fits `size`.
-double fitting_side(const std::vector<Panel>& panels, const Arrangement& rows, const QSizeF& size, const Text& t,
-                    const Frame& f) {
-  const auto fits = [&](double side) {
-    const QSizeF s = arrangement_size(panels, rows, side, t, f);
-    return s.width() <= size.width() && s.height() <= size.height();
-  };
-  if (!fits(0.0)) return 0.0;
-  double lo = 0.0, hi = std::max(size.width(), size.height());
-  for (int i = 0; i < 48; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (fits(mid) ? lo : hi) = mid;
-  }
-  return lo;
-}
-
-struct Placement {
-  Arrangement rows;
-  double side = 0;
-  std::vector<QRectF> outer;  // per panel
-  double top = 0;             // of the whole composition (title)
-  double footer_top = 0;      // legend and summary below the last row
-};
-
-Placement place(const std::vector<Panel>& panels, const QRectF& target, const Text& t, const Frame& f) {
-  Placement best;
-  for (const Arrangement& rows : arrangements(static_cast<int>(panels.size()))) {
-    const double side = fitting_side(panels, rows, target.size(), t, f);
-    if (side > best.side * 1.01) {  // fewer rows win ties
-      best.rows = rows;
-      best.side = side;
-    }
-  }
-  if (best.rows.empty()) best.rows = {static_cast<int>(panels.size())};
-  const QSizeF used = arrangement_size(panels, best.rows, best.side, t, f);
-  best.top = target.top() + 0.5 * std::max(0.0, target.height() - used.height());
-  double y = best.top + f.header;
-  std::size_t next = 0;
-  for (int count : best.rows) {
-    double row_w = 0, row_h = 0;
-    for (int i = 0; i < count; ++i) {
-      row_w += panels[next + static_cast<std::size_t>(i)].outer_w(best.side) + (i > 0 ? kPanelGapLines * t.line : 0.0);
-      row_h = std::max(row_h, panels[next + static_cast<std::size_t>(i)].outer_h(best.side));
-    }
-    double x = target.left() + 0.5 * (target.width() - row_w);
-    for (int i = 0; i < count; ++i, ++next) {
-      const Panel& p = panels[next];
-      best.outer.emplace_back(x, y, p.outer_w(best.side), p.outer_h(best.side));
-      x += p.outer_w(best.side) + kPanelGapLines * t.line;
-    }
-    y += row_h + kRowGapLines * t.line;
-  }
-  best.footer_top = y - kRowGapLines * t.line;
-  return best;
-}
-
-QRectF inner_rect(const Panel& p, const QRectF& outer, double side) {
-  return QRectF(outer.left() + p.left, outer.top() + p.top, p.unit_w * side, p.unit_h * side);
+// Title above the rows; legend and summary below.
+PanelFlowSpacing spacing_for(const FigureText& t) {
+  return PanelFlowSpacing{t.margin, kPanelGapLines * t.line, kRowGapLines * t.line, t.margin + t.title_line + t.gap,
+                          t.gap + kSwatchLines * t.line + t.gap + t.line + t.margin};
 }
 
 BigBirdFigureLayout layout_content(const Content& c, const FigureStyle& style, const QRectF& target,
                                    const QPaintDevice* device) {
-  const Text t = measure_text(style, device);
-  const Frame f = frame_for(t);
-  const std::vector<Panel> panels = make_panels(c, style, t, device);
-  const Placement placement = place(panels, target, t, f);
+  const FigureText t = measure_figure_text(style, device);
+  const std::vector<FlowPanel> panels = make_panels(c, style, t, device);
+  const PanelFlow placement = flow_panels(panels, target, spacing_for(t));
   BigBirdFigureLayout layout;
   layout.figure = target;
   layout.blocks = c.blocks;
   layout.length = c.length;
   const double side = placement.side;
   for (std::size_t i = 0; i < panels.size(); ++i) {
-    const Panel& p = panels[i];
+    const FlowPanel& p = panels[i];
     const QRectF outer = placement.outer[i];
-    const QRectF inner = inner_rect(p, outer, side);
-    switch (p.kind) {
+    const QRectF inner = p.inner(outer, side);
+    switch (static_cast<PanelKind>(p.kind)) {
       case PanelKind::BlockGrid: layout.block_grid = inner; break;
       case PanelKind::TokenMask: layout.token_mask = inner; break;
       case PanelKind::Receptive: layout.receptive = inner; break;
       case PanelKind::Heatmap:
         layout.heatmap_panel = QRectF(outer.left(), outer.top() + p.top, outer.width(), outer.height() - p.top);
-        layout.heatmap = compute_heatmap_layout(c.heatmap, heatmap_style(style, c.highlight), layout.heatmap_panel, device);
+        layout.heatmap = compute_heatmap_layout(c.heatmap, with_highlight(style, c.highlight), layout.heatmap_panel, device);
         break;
       case PanelKind::Heads: {
         const double small = kHeadScale * side;
@@ -361,7 +231,7 @@ std::int64_t tick_stride(double cell, double line, double label_w) {
 }
 
 // Index labels on the left and below an n x n grid, and the axis titles.
-void draw_axes(QPainter& painter, const QRectF& grid, std::int64_t n, const Text& t, const FigureStyle& style,
+void draw_axes(QPainter& painter, const QRectF& grid, std::int64_t n, const FigureText& t, const FigureStyle& style,
                const QString& row_title, const QString& col_title) {
   painter.save();
   painter.setFont(t.label);
@@ -414,18 +284,7 @@ void draw_cross(QPainter& painter, const QRectF& grid, std::int64_t n, std::int6
   painter.restore();
 }
 
-void draw_caption(QPainter& painter, const QRectF& matrix, const Text& t, const FigureStyle& style, const QString& text,
-                  double width) {
-  painter.save();
-  painter.setFont(t.bold);
-  painter.setPen(style.foreground);
-  const QFontMetricsF fm(t.bold, painter.device());
-  painter.drawText(QRectF(matrix.left(), matrix.top() - t.gap - t.line, width, t.line), Qt::AlignLeft | Qt::AlignVCenter,
-                   fm.elidedText(text, Qt::ElideRight, width));
-  painter.restore();
-}
-
-void draw_swatch(QPainter& painter, const QPointF& at, const QColor& colour, const QString& text, const Text& t,
+void draw_swatch(QPainter& painter, const QPointF& at, const QColor& colour, const QString& text, const FigureText& t,
                  const FigureStyle& style) {
   const double s = kSwatchLines * t.line;
   painter.fillRect(QRectF(at.x(), at.y() + 0.5 * (t.line - s), s, s), colour);
@@ -437,13 +296,10 @@ void draw_swatch(QPainter& painter, const QPointF& at, const QColor& colour, con
 
 QColor highlight_colour(const FigureStyle& style) { return style.foreground; }
 
-// Room for a caption that starts above `matrix`: up to the right edge of its panel and most of
-// the gap to the next one.
-double caption_width(const BigBirdFigureLayout& layout, const QRectF& matrix, double line) {
-  for (const QRectF& outer : layout.panels)
-    if (outer.contains(matrix.center()))
-      return std::max(matrix.width(), outer.right() - matrix.left() + 0.8 * kPanelGapLines * line);
-  return matrix.width();
+// A caption above `matrix`, with the room its panel gives.
+void draw_caption(QPainter& painter, const BigBirdFigureLayout& layout, const QRectF& matrix, const FigureText& t,
+                  const FigureStyle& style, const QString& text) {
+  draw_caption_above(painter, matrix, caption_room(layout.panels, matrix, kPanelGapLines * t.line), t, style.foreground, text);
 }
 
 // First layer (1..4) at which `kb` is reachable from `qb`, or 0.
@@ -509,16 +365,13 @@ int BigBirdFigureLayout::token_at(const QPointF& pos, std::int64_t block_size) c
   return -1;
 }
 
-const BigBirdExtras* bigbird_extras(const ViewContext& context) {
-  if (!context.result || context.layer < 0 || context.layer >= static_cast<int>(context.result->layers.size())) return nullptr;
-  return dynamic_cast<const BigBirdExtras*>(context.result->layers[static_cast<std::size_t>(context.layer)].extras.get());
-}
+const BigBirdExtras* bigbird_extras(const ViewContext& context) { return layer_extras<BigBirdExtras>(context); }
 
 QColor bigbird_block_color(BigBirdBlock type, const FigureStyle& style) {
   switch (type) {
-    case BigBirdBlock::Window: return QColor(0x00, 0x72, 0xB2);  // Okabe-Ito blue
-    case BigBirdBlock::Global: return QColor(0xE6, 0x9F, 0x00);  // orange
-    case BigBirdBlock::Random: return QColor(0xCC, 0x79, 0xA7);  // reddish purple
+    case BigBirdBlock::Window: return okabe_ito(OkabeIto::Blue);
+    case BigBirdBlock::Global: return okabe_ito(OkabeIto::Orange);
+    case BigBirdBlock::Random: return okabe_ito(OkabeIto::ReddishPurple);
     case BigBirdBlock::None: break;
   }
   const QColor bg = style.background, fg = style.foreground;
@@ -537,29 +390,9 @@ QColor bigbird_reach_color(int layers, ColormapId colormap, const FigureStyle& s
 
 QSizeF bigbird_figure_size(const ViewContext& context, const FigureStyle& style) {
   const Content c = gather(context);
-  QImage device(1, 1, QImage::Format_RGB32);
-  const int dpm = static_cast<int>(std::lround(1200.0 / 0.0254));  // measure text finely, as heatmap_figure does
-  device.setDotsPerMeterX(dpm);
-  device.setDotsPerMeterY(dpm);
-  const double to_points = 72.0 / 1200.0;
-  const Text t = measure_text(style, &device);
-  const Frame f = frame_for(t);
-  const std::vector<Panel> panels = make_panels(c, style, t, &device);
-  // Two rows, split where the wider row is narrowest.
-  Arrangement best;
-  double best_w = 0;
-  const double side = kNaturalPanelLines * t.line;
-  for (const Arrangement& rows : arrangements(static_cast<int>(panels.size()))) {
-    if (rows.size() != 2) continue;
-    const double w = arrangement_size(panels, rows, side, t, f).width();
-    if (best.empty() || w < best_w) {
-      best = rows;
-      best_w = w;
-    }
-  }
-  if (best.empty()) best = {static_cast<int>(panels.size())};
-  const QSizeF s = arrangement_size(panels, best, side, t, f);
-  return QSizeF(std::ceil(s.width() * to_points) + 1, std::ceil(s.height() * to_points) + 1);
+  return natural_flow_size(
+      style, kNaturalPanelLines, [&](const FigureText& t, const QPaintDevice* device) { return make_panels(c, style, t, device); },
+      spacing_for);
 }
 
 BigBirdFigureLayout compute_bigbird_layout(const ViewContext& context, const FigureStyle& style, const QRectF& target,
@@ -573,11 +406,8 @@ void draw_bigbird_figure(QPainter& painter, const QRectF& target, const ViewCont
   const BigBirdExtras& e = *c.extras;
   const BigBirdLayout& lay = e.layout();
   const int layers = std::clamp(options.receptive_layers, 1, BigBirdExtras::kMaxReceptiveLayers);
-  painter.save();
-  painter.setRenderHint(QPainter::Antialiasing, true);
-  painter.setRenderHint(QPainter::TextAntialiasing, true);
-  painter.fillRect(target, style.background);
-  const Text t = measure_text(style, painter.device());
+  const FigureScope scope(painter, target, style);
+  const FigureText t = measure_figure_text(style, painter.device());
   const BigBirdFigureLayout layout = layout_content(c, style, target, painter.device());
   const QColor none = bigbird_block_color(BigBirdBlock::None, style);
   const QColor mark = highlight_colour(style);
@@ -599,8 +429,7 @@ void draw_bigbird_figure(QPainter& painter, const QRectF& target, const ViewCont
 
   // Block grid of the selected head.
   if (!layout.block_grid.isEmpty()) {
-    draw_caption(painter, layout.block_grid, t, style, QStringLiteral("Block types · head %1").arg(c.head),
-                 caption_width(layout, layout.block_grid, t.line));
+    draw_caption(painter, layout, layout.block_grid, t, style, QStringLiteral("Block types · head %1").arg(c.head));
     draw_cells(painter, layout.block_grid, c.blocks, c.blocks, block_colour(c.head));
     draw_separators(painter, layout.block_grid, c.blocks, 1, separator, t.line);
     draw_frame(painter, layout.block_grid, style, t.line);
@@ -610,8 +439,7 @@ void draw_bigbird_figure(QPainter& painter, const QRectF& target, const ViewCont
 
   // Token-level mask: visible keys in their block's colour.
   if (!layout.token_mask.isEmpty()) {
-    draw_caption(painter, layout.token_mask, t, style, QStringLiteral("Token mask · %1 × %1").arg(c.length),
-                 caption_width(layout, layout.token_mask, t.line));
+    draw_caption(painter, layout, layout.token_mask, t, style, QStringLiteral("Token mask · %1 × %1").arg(c.length));
     draw_cells(painter, layout.token_mask, c.length, c.length, [&](std::int64_t i, std::int64_t j) {
       return e.visible(c.head, i, j) ? bigbird_block_color(e.block_type(c.head, lay.block_of(i), lay.block_of(j)), style) : none;
     });
@@ -623,17 +451,15 @@ void draw_bigbird_figure(QPainter& painter, const QRectF& target, const ViewCont
 
   // The weights inside the mask.
   if (!layout.heatmap_panel.isEmpty()) {
-    draw_heatmap_figure(painter, layout.heatmap_panel, c.heatmap, heatmap_style(style, c.highlight));
+    draw_heatmap_figure(painter, layout.heatmap_panel, c.heatmap, with_highlight(style, c.highlight));
     // The heatmap figure filled its panel; draw the caption again on top of that background.
-    draw_caption(painter, layout.heatmap.matrix, t, style, QStringLiteral("Attention inside the mask"),
-                 caption_width(layout, layout.heatmap.matrix, t.line));
+    draw_caption(painter, layout, layout.heatmap.matrix, t, style, QStringLiteral("Attention inside the mask"));
   }
 
   // Receptive field: colour = layers needed, cut at `layers`.
   if (!layout.receptive.isEmpty()) {
-    draw_caption(painter, layout.receptive, t, style,
-                 QStringLiteral("Receptive field after %1 layer%2 (all heads)").arg(layers).arg(layers == 1 ? "" : "s"),
-                 caption_width(layout, layout.receptive, t.line));
+    draw_caption(painter, layout, layout.receptive, t, style,
+                 QStringLiteral("Receptive field after %1 layer%2 (all heads)").arg(layers).arg(layers == 1 ? "" : "s"));
     draw_cells(painter, layout.receptive, c.blocks, c.blocks, [&](std::int64_t qb, std::int64_t kb) {
       return bigbird_reach_color(first_reach(e, qb, kb, layers), context.colormap, style);
     });
@@ -695,20 +521,16 @@ void draw_bigbird_figure(QPainter& painter, const QRectF& target, const ViewCont
   painter.drawText(layout.summary, Qt::AlignLeft | Qt::AlignVCenter,
                    fm.elidedText(summary_text(c, BigBirdFigureOptions{layers}), Qt::ElideRight, layout.summary.width()));
   painter.restore();
-  painter.restore();
 }
 
 PaintedFigure bigbird_painted_figure(const ViewContext& context, const FigureStyle& style,
                                      const BigBirdFigureOptions& options) {
-  PaintedFigure figure;
-  figure.size = bigbird_figure_size(context, style);
-  figure.title = QStringLiteral("AttnLab: BigBird blocks, layer %1, head %2").arg(context.layer).arg(context.head);
-  figure.description = QStringLiteral("block types, token mask, attention and receptive field");
-  figure.background = style.background;
-  figure.draw = [context, style, options](QPainter& painter, const QRectF& target) {
-    draw_bigbird_figure(painter, target, context, style, options);
-  };
-  return figure;
+  return PaintedFigure{bigbird_figure_size(context, style),
+                       QStringLiteral("AttnLab: BigBird blocks, layer %1, head %2").arg(context.layer).arg(context.head),
+                       QStringLiteral("block types, token mask, attention and receptive field"), style.background,
+                       [context, style, options](QPainter& painter, const QRectF& target) {
+                         draw_bigbird_figure(painter, target, context, style, options);
+                       }};
 }
 
 void export_bigbird_data(const ViewContext& context, const QString& path) {
@@ -717,13 +539,7 @@ void export_bigbird_data(const ViewContext& context, const QString& path) {
   const BigBirdLayout& lay = e.layout();
   const QString suffix = QFileInfo(path).suffix().toLower();
   if (suffix == QLatin1String("json")) {
-    nlohmann::json j = e.to_json();
-    j["layer"] = c.layer;
-    j["head"] = c.head;
-    nlohmann::json tokens = nlohmann::json::array();
-    for (const QString& token : c.tokens) tokens.push_back(token.toStdString());
-    j["tokens"] = std::move(tokens);
-    write_bytes_atomically(path, QByteArray::fromStdString(j.dump(1)));
+    write_bytes_atomically(path, view_json_bytes(e.to_json(), c.layer, c.head, c.tokens));
   } else if (suffix == QLatin1String("csv")) {
     QByteArray out = "query_index,query_token,query_block,key_index,key_token,key_block,block_type,visible,weight\r\n";
     const Tensor& weights = c.result->layers[static_cast<std::size_t>(c.layer)].weights;

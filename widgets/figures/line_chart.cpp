@@ -10,52 +10,7 @@
 namespace attnlab {
 namespace {
 
-struct Axis {
-  double lo = 0, hi = 1;
-  bool log = false;
-  std::vector<double> ticks;
-
-  double to_unit(double v) const {  // [lo, hi] -> [0, 1]
-    if (log) return (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo));
-    return (v - lo) / (hi - lo);
-  }
-};
-
-// Ticks at 1, 2, 5 × 10^k covering [lo, hi] with about `target` steps; the range snaps to them.
-Axis linear_axis(double lo, double hi, int target) {
-  if (!(hi > lo)) {
-    const double pad = std::max(1e-12, std::abs(lo) * 0.1 + (lo == 0 ? 1 : 0));
-    lo -= pad;
-    hi += pad;
-  }
-  const double raw = (hi - lo) / target;
-  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = magnitude;
-  for (double m : {1.0, 2.0, 5.0, 10.0}) {
-    if (m * magnitude >= raw) {
-      step = m * magnitude;
-      break;
-    }
-  }
-  Axis axis;
-  axis.lo = std::floor(lo / step) * step;
-  axis.hi = std::ceil(hi / step) * step;
-  for (double t = axis.lo; t <= axis.hi + step * 1e-9; t += step) axis.ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
-  return axis;
-}
-
-// Decades covering [lo, hi] (both > 0).
-Axis log_axis(double lo, double hi) {
-  Axis axis;
-  axis.log = true;
-  axis.lo = std::pow(10.0, std::floor(std::log10(lo)));
-  axis.hi = std::pow(10.0, std::ceil(std::log10(hi)));
-  if (axis.hi <= axis.lo) axis.hi = axis.lo * 10;
-  for (double t = axis.lo; t <= axis.hi * 1.0001; t *= 10) axis.ticks.push_back(t);
-  return axis;
-}
-
-Axis make_axis(const LineChart& chart, bool x_axis) {
+PlotAxis make_axis(const LineChart& chart, bool x_axis) {
   const bool log = x_axis ? chart.log_x : chart.log_y;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (const ChartSeries& s : chart.series) {
@@ -66,9 +21,9 @@ Axis make_axis(const LineChart& chart, bool x_axis) {
       hi = std::max(hi, v);
     }
   }
-  if (!std::isfinite(lo)) return log ? log_axis(1, 10) : linear_axis(0, 1, 5);
+  if (!std::isfinite(lo)) return log ? decade_axis(1, 10) : nice_linear_axis(0, 1, 5);
   if (!log && !x_axis) lo = std::min(lo, 0.0);  // value axes start at zero
-  return log ? log_axis(lo, hi) : linear_axis(lo, hi, 5);
+  return log ? decade_axis(lo, hi) : nice_linear_axis(lo, hi, 5);
 }
 
 QString tick_text(double v, bool log) {
@@ -82,12 +37,6 @@ QString tick_text(double v, bool log) {
 }
 
 }  // namespace
-
-QColor categorical_color(int index) {
-  static const QColor colors[] = {QColor(0, 114, 178),  QColor(213, 94, 0),   QColor(0, 158, 115), QColor(204, 121, 167),
-                                  QColor(230, 159, 0),  QColor(86, 180, 233), QColor(240, 228, 66), QColor(0, 0, 0)};
-  return colors[static_cast<std::size_t>(((index % 8) + 8) % 8)];
-}
 
 QSizeF line_chart_size(const LineChart&, const FigureStyle& style) {
   const double em = QFontMetricsF(style.font).height();
@@ -106,7 +55,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   title_font.setPointSizeF(style.font.pointSizeF() * 1.25);
   const QFontMetricsF title_fm(title_font, painter.device());
 
-  const Axis xa = make_axis(chart, true), ya = make_axis(chart, false);
+  const PlotAxis xa = make_axis(chart, true), ya = make_axis(chart, false);
   double y_label_width = 0;
   for (double t : ya.ticks) y_label_width = std::max(y_label_width, fm.horizontalAdvance(tick_text(t, ya.log)));
   double top = target.top() + em * 0.6;
@@ -117,9 +66,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   area.setRight(target.right() - em * 1.0);
   area.setBottom(target.bottom() - em * 3.2);
 
-  const auto to_px = [&](QPointF p) {
-    return QPointF(area.left() + xa.to_unit(p.x()) * area.width(), area.bottom() - ya.to_unit(p.y()) * area.height());
-  };
+  const auto to_px = [&](QPointF p) { return plot_point(area, xa, ya, p.x(), p.y()); };
 
   // Title, note.
   painter.setPen(style.foreground);
@@ -142,7 +89,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   QColor grid = style.foreground;
   grid.setAlphaF(0.15);
   for (double t : xa.ticks) {
-    const double px = area.left() + xa.to_unit(t) * area.width();
+    const double px = area.left() + xa.fraction(t) * area.width();
     painter.setPen(QPen(grid, 0));
     painter.drawLine(QPointF(px, area.top()), QPointF(px, area.bottom()));
     painter.setPen(style.foreground);
@@ -150,7 +97,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
                      tick_text(t, xa.log));
   }
   for (double t : ya.ticks) {
-    const double py = area.bottom() - ya.to_unit(t) * area.height();
+    const double py = area.bottom() - ya.fraction(t) * area.height();
     painter.setPen(QPen(grid, 0));
     painter.drawLine(QPointF(area.left(), py), QPointF(area.right(), py));
     painter.setPen(style.foreground);

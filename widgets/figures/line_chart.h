@@ -1,14 +1,18 @@
 // Line charts drawn with QPainter: series of (x, y) points on linear or logarithmic axes, with
-// "nice" ticks, a legend and an optional note. Used for measured curves (activation memory
-// against depth; later the memory/time curves) in export and the CLI.
+// "nice" ticks (figure_kit.h), a legend and an optional note; series take their colours from the
+// categorical palettes of figure_kit.h; optional error bars per point. Used for measured curves
+// (activation memory against depth, approximation error against a swept hyperparameter; later
+// the memory/time curves) in export and the CLI.
 #pragma once
 
 #include <QColor>
 #include <QPointF>
 #include <QString>
+#include <utility>
 #include <vector>
 
 #include "figures/figure_export.h"
+#include "figures/figure_kit.h"
 #include "figures/heatmap_figure.h"
 
 namespace attnlab {
@@ -18,7 +22,13 @@ struct ChartSeries {
   QColor color;
   std::vector<QPointF> points;  // in data units; non-positive values are skipped on a log axis
   bool dashed = false;          // for reference lines
+  // Optional error bars: (low, high) in y data units per point (same length as points), drawn
+  // as whiskers with caps; the y axis covers them. Empty: none.
+  std::vector<std::pair<double, double>> y_ranges;
 };
+
+// Where the legend sits inside the plot.
+enum class LegendCorner { TopLeft, TopRight, BottomLeft, BottomRight };
 
 struct LineChart {
   QString title;
@@ -28,10 +38,11 @@ struct LineChart {
   bool log_y = false;
   std::vector<ChartSeries> series;
   QString note;  // one line under the title
+  LegendCorner legend = LegendCorner::TopLeft;
+  // Optional ticks of the x axis at these values (e.g. the values of a sweep), labelled as
+  // numbers; the axis then spans them with a little room. Empty: decades or 1-2-5 ticks.
+  std::vector<double> x_ticks;
 };
-
-// Colour-blind-friendly categorical colours (Okabe–Ito), for series and categories.
-QColor categorical_color(int index);
 
 QSizeF line_chart_size(const LineChart& chart, const FigureStyle& style);  // points
 void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& chart, const FigureStyle& style);

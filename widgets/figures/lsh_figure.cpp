@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "figures/figure_kit.h"
 #include "result_views.h"
 
 namespace attnlab {
@@ -30,41 +31,15 @@ constexpr double kSmallScale = 0.85;
 constexpr double kDimOpacity = 0.25;       // visibility of panels the current step does not touch
 constexpr int kLabelChars = 10;            // token labels are elided at this many average characters
 constexpr int kPointLabelLimit = 32;       // up to this many tokens the angle view names points
+constexpr int kFootnoteLines = 4;          // a panel's footnote: the PCA note needs 4 lines in a narrow panel
 
-// Paul Tol's "bright" scheme (colour-blind safe, mid luminance: readable on light and dark
-// backgrounds), in his order.
-constexpr std::array<QRgb, kLshBucketColors> kBucketPalette = {qRgb(0x44, 0x77, 0xAA), qRgb(0xEE, 0x66, 0x77),
-                                                               qRgb(0x22, 0x88, 0x33), qRgb(0xCC, 0xBB, 0x44),
-                                                               qRgb(0x66, 0xCC, 0xEE), qRgb(0xAA, 0x33, 0x77),
-                                                               qRgb(0xBB, 0xBB, 0xBB)};
-const QColor kAccent(0xE6, 0x9F, 0x00);  // Okabe–Ito orange: frames of the current step, highlights
+const QColor kAccent = okabe_ito(OkabeIto::Orange);  // frames of the current step, highlights
 
-QFont scaled_font(const QFont& font, double factor) {
-  QFont out = font;
-  if (font.pointSizeF() > 0) out.setPointSizeF(font.pointSizeF() * factor);
-  else out.setPixelSize(std::max(1, static_cast<int>(std::lround(font.pixelSize() * factor))));
-  return out;
-}
-
-struct Metrics {
-  QFont font, bold, title, small, small_bold;
-  double line = 0, small_line = 0, title_line = 0, margin = 0, gap = 0;
-};
+// Fonts and lengths: the panel gap is the figure's basic gap.
+using Metrics = FigureText;
 
 Metrics measure(const FigureStyle& style, const QPaintDevice* device) {
-  Metrics m;
-  m.font = style.font;
-  m.bold = style.font;
-  m.bold.setBold(true);
-  m.title = scaled_font(m.bold, kTitleScale);
-  m.small = scaled_font(style.font, kSmallScale);
-  m.small_bold = scaled_font(m.bold, kSmallScale);
-  m.line = QFontMetricsF(m.font, device).height();
-  m.small_line = QFontMetricsF(m.small, device).height();
-  m.title_line = QFontMetricsF(m.title, device).height();
-  m.margin = kMarginLines * m.line;
-  m.gap = kPanelGapLines * m.line;
-  return m;
+  return measure_figure_text(style, device, FigureTextSpec{kTitleScale, kSmallScale, kMarginLines, kPanelGapLines});
 }
 
 int stage_index(LshStage stage) { return static_cast<int>(stage); }
@@ -171,11 +146,8 @@ QRectF below_caption(const QRectF& panel, const Metrics& m) {
 
 void draw_caption(QPainter& p, const QRectF& panel, const QString& text, const FigureStyle& style, const Metrics& m) {
   p.save();
-  p.setFont(m.bold);
   p.setPen(style.foreground);
-  const QFontMetricsF fm(m.bold, p.device());
-  p.drawText(QRectF(panel.left(), panel.top(), panel.width(), m.line), Qt::AlignLeft | Qt::AlignVCenter,
-             fm.elidedText(text, Qt::ElideRight, panel.width()));
+  draw_text_line(p, QRectF(panel.left(), panel.top(), panel.width(), m.line), m.bold, text);
   p.restore();
 }
 
@@ -247,7 +219,7 @@ AngleFrame angle_frame(const LshFigureModel& model, int round, const QRectF& pan
                        const QPaintDevice* device) {
   const ReformerLshExtras& x = model.extras();
   QRectF area = below_caption(panel, m);
-  area = draw_footnote(nullptr, area, angle_footnote(model, round), FigureStyle{}, m, 3, device);
+  area = draw_footnote(nullptr, area, angle_footnote(model, round), FigureStyle{}, m, kFootnoteLines, device);
   const double side = std::max(0.0, std::min(area.width(), area.height()));
   AngleFrame f;
   f.plot = QRectF(area.center().x() - 0.5 * side, area.top() + 0.5 * (area.height() - side), side, side);
@@ -292,7 +264,7 @@ void draw_angle_panel(QPainter& p, const QRectF& panel, const LshFigureModel& mo
   const ReformerLshExtras& x = model.extras();
   const int round = clamp_round(model, o.round);
   draw_caption(p, panel, angle_caption(round), style, m);
-  draw_footnote(&p, below_caption(panel, m), angle_footnote(model, round), style, m, 3, p.device());
+  draw_footnote(&p, below_caption(panel, m), angle_footnote(model, round), style, m, kFootnoteLines, p.device());
   const AngleFrame f = angle_frame(model, round, panel, m, p.device());
   if (f.plot.width() <= 0) return;
   const bool hashed = at_or_after(o, LshStage::Hash);
@@ -403,7 +375,7 @@ QString sort_footnote(const LshFigureModel& model) {
 SortFrame sort_frame(const LshFigureModel& model, const QRectF& panel, const Metrics& m, const QPaintDevice* device) {
   SortFrame f;
   QRectF area = below_caption(panel, m);
-  area = draw_footnote(nullptr, area, sort_footnote(model), FigureStyle{}, m, 3, device);
+  area = draw_footnote(nullptr, area, sort_footnote(model), FigureStyle{}, m, kFootnoteLines, device);
   const int L = std::max(1, model.length());
   f.cell = area.width() / L;
   f.stride = std::max(1, static_cast<int>(std::ceil(kLabelPitchLines * m.small_line / std::max(f.cell, 1e-9) - 1e-9)));
@@ -456,7 +428,7 @@ void draw_sort_panel(QPainter& p, const QRectF& panel, const LshFigureModel& mod
   const int round = clamp_round(model, o.round);
   draw_caption(p, panel,
                QStringLiteral("② Sort · ③ chunks of %1 (round %2)").arg(g.chunk_size).arg(round), style, m);
-  draw_footnote(&p, below_caption(panel, m), sort_footnote(model), style, m, 3, p.device());
+  draw_footnote(&p, below_caption(panel, m), sort_footnote(model), style, m, kFootnoteLines, p.device());
   const SortFrame f = sort_frame(model, panel, m, p.device());
   const int L = model.length();
   if (f.cell <= 0 || L == 0) return;
@@ -553,12 +525,6 @@ void draw_sort_panel(QPainter& p, const QRectF& panel, const LshFigureModel& mod
 
 // ---- ④⑤⑥ matrices -----------------------------------------------------------------------------
 
-FigureStyle heatmap_style(const FigureStyle& style, int highlight) {
-  FigureStyle s = style;
-  s.highlight_index = highlight;
-  return s;
-}
-
 bool round_in_token_order(const LshFigureOptions& o) { return o.stage == LshStage::Unsort; }
 
 HeatmapDataPtr round_data(const LshFigureModel& model, const LshFigureOptions& o) {
@@ -577,7 +543,7 @@ QRectF matrix_area(const QRectF& panel, const Metrics& m) { return below_caption
 void draw_matrix_panel(QPainter& p, const QRectF& panel, const QString& caption, const HeatmapData& data,
                        const FigureStyle& style, int highlight, const Metrics& m) {
   draw_caption(p, panel, caption, style, m);
-  draw_heatmap_figure(p, matrix_area(panel, m), data, heatmap_style(style, highlight));
+  draw_heatmap_figure(p, matrix_area(panel, m), data, with_highlight(style, highlight));
 }
 
 QString round_caption(const LshFigureModel& model, const LshFigureOptions& o) {
@@ -589,7 +555,7 @@ QString round_caption(const LshFigureModel& model, const LshFigureOptions& o) {
 void draw_round_panel(QPainter& p, const QRectF& panel, const LshFigureModel& model, const LshFigureOptions& o,
                       const FigureStyle& style, const Metrics& m) {
   const HeatmapDataPtr data = round_data(model, o);
-  const FigureStyle s = heatmap_style(style, round_highlight(model, o));
+  const FigureStyle s = with_highlight(style, round_highlight(model, o));
   draw_matrix_panel(p, panel, round_caption(model, o), *data, style, s.highlight_index, m);
   if (round_in_token_order(o)) return;
   // Chunk boundaries of the sorted order (the same positions for sorted queries and sorted keys):
@@ -640,10 +606,10 @@ void draw_recall_panel(QPainter& p, const QRectF& panel, const LshFigureModel& m
   p.save();
   p.setRenderHint(QPainter::Antialiasing, true);
   // Headline.
-  p.setFont(m.font);
+  p.setFont(m.label);
   p.setPen(style.foreground);
   p.drawText(QRectF(panel.left(), f.chart.top() - m.line, panel.width(), m.line), Qt::AlignLeft | Qt::AlignVCenter,
-             QFontMetricsF(m.font, p.device())
+             QFontMetricsF(m.label, p.device())
                  .elidedText(QStringLiteral("mean recall@%1 = %2   (K = %3)").arg(k).arg(model.mean_recall(k), 0, 'f', 3).arg(K),
                              Qt::ElideRight, panel.width()));
   // Axes and ticks.
@@ -748,9 +714,9 @@ void draw_header(QPainter& p, const QRectF& header, const LshFigureModel& model,
   for (int i = 0; i < lines.size(); ++i) {
     const bool first = i == 0 && !o.compact_header;
     const bool causal_note = model.extras().causal && !o.compact_header && i == 2;
-    const QFont& font = first ? m.title : m.font;
+    const QFont& font = first ? m.title : m.label;
     p.setFont(font);
-    p.setPen(causal_note ? QColor(0xD5, 0x5E, 0x00) : style.foreground);  // Okabe–Ito vermillion
+    p.setPen(causal_note ? okabe_ito(OkabeIto::Vermillion) : style.foreground);
     const double h = first ? m.title_line : m.line;
     p.drawText(QRectF(header.left(), y, header.width(), h), Qt::AlignLeft | Qt::AlignVCenter,
                QFontMetricsF(font, p.device()).elidedText(lines[i], Qt::ElideRight, header.width()));
@@ -788,16 +754,6 @@ void draw_panel(QPainter& p, const QRectF& rect, bool active, bool stepping, con
 // Natural panel side in points: larger for long sequences, whose matrices need the room.
 double natural_panel_side(int length) { return 290.0 + std::clamp((length - 32) * (170.0 / 480.0), 0.0, 170.0); }
 
-constexpr double kReferenceDpi = 1200.0;
-
-QImage reference_device() {
-  QImage image(1, 1, QImage::Format_RGB32);
-  const int dots_per_meter = static_cast<int>(std::lround(kReferenceDpi / 0.0254));
-  image.setDotsPerMeterX(dots_per_meter);
-  image.setDotsPerMeterY(dots_per_meter);
-  return image;
-}
-
 int nearest_index(double pos, double start, double cell, int count) {
   if (cell <= 0) return -1;
   const int index = static_cast<int>(std::floor((pos - start) / cell));
@@ -807,6 +763,24 @@ int nearest_index(double pos, double start, double cell, int count) {
 }  // namespace
 
 // ---- public --------------------------------------------------------------------------------------
+
+const std::vector<std::string>& lsh_stage_names() {
+  static const std::vector<std::string> names = {"overview", "rotate", "hash", "sort", "chunk", "attend", "unsort"};
+  return names;
+}
+
+std::string lsh_stage_name(LshStage stage) { return lsh_stage_names()[static_cast<std::size_t>(stage_index(stage))]; }
+
+LshStage lsh_stage_from_name(const std::string& name) {
+  const std::vector<std::string>& names = lsh_stage_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) {
+    std::string allowed;
+    for (const std::string& n : names) allowed += (allowed.empty() ? "" : ", ") + n;
+    throw ParamError("LSH stage '" + name + "' is not known; allowed: " + allowed);
+  }
+  return static_cast<LshStage>(it - names.begin());
+}
 
 QString lsh_stage_title(LshStage stage) {
   switch (stage) {
@@ -846,10 +820,7 @@ QString lsh_stage_explanation(LshStage stage) {
   return {};
 }
 
-QColor lsh_bucket_color(int bucket) {
-  const int n = kLshBucketColors;
-  return QColor(kBucketPalette[static_cast<std::size_t>(((bucket % n) + n) % n)]);
-}
+QColor lsh_bucket_color(int bucket) { return categorical_color(bucket, CategoricalPalette::TolBright); }
 
 LshFigureModel::LshFigureModel(PlaygroundResultPtr result, int layer, int head, ColormapId colormap)
     : result_(std::move(result)), layer_(layer), head_(head), colormap_(colormap) {
@@ -942,14 +913,12 @@ HeatmapDataPtr LshFigureModel::round_sorted(int round) const {
 }
 
 QSizeF lsh_figure_size(const LshFigureModel& model, const FigureStyle& style) {
-  const QImage device = reference_device();
-  const double to_points = 72.0 / kReferenceDpi;
+  const QImage device = measuring_device();
   const Metrics m = measure(style, &device);
   const LshFigureOptions overview;  // exported figures show the overview
   const double side = natural_panel_side(model.length());
-  const double width = 2 * m.margin * to_points + 3 * side + 2 * m.gap * to_points;
-  const double height = 2 * m.margin * to_points + (header_height(model, overview, m) + 0.5 * m.gap) * to_points + 2 * side +
-                        m.gap * to_points;
+  const double width = measured_to_points(2 * m.margin + 2 * m.gap) + 3 * side;
+  const double height = measured_to_points(2 * m.margin + header_height(model, overview, m) + 0.5 * m.gap + m.gap) + 2 * side;
   return QSizeF(std::ceil(width), std::ceil(height));
 }
 
@@ -960,10 +929,7 @@ LshFigureLayout compute_lsh_layout(const LshFigureModel& model, const LshFigureO
 
 void draw_lsh_figure(QPainter& p, const QRectF& target, const LshFigureModel& model, const LshFigureOptions& options,
                      const FigureStyle& style) {
-  p.save();
-  p.setRenderHint(QPainter::Antialiasing, true);
-  p.setRenderHint(QPainter::TextAntialiasing, true);
-  p.fillRect(target, style.background);
+  const FigureScope scope(p, target, style);
   const Metrics m = measure(style, p.device());
   const LshFigureLayout l = layout_for(model, options, target, m);
   draw_header(p, l.header, model, options, style, m);
@@ -982,7 +948,6 @@ void draw_lsh_figure(QPainter& p, const QRectF& target, const LshFigureModel& mo
                       *model.cooccurrence(), style, options.highlight, m);
   });
   draw_panel(p, l.recall, a.recall, stepping, style, m, [&] { draw_recall_panel(p, l.recall, model, options, style, m, colormap); });
-  p.restore();
 }
 
 int lsh_token_at(const LshFigureModel& model, const LshFigureOptions& o, const FigureStyle& style, const QRectF& target,
@@ -1061,19 +1026,17 @@ QRectF lsh_sorted_cell(const LshFigureModel& model, const LshFigureOptions& o, c
 
 PaintedFigure lsh_painted_figure(std::shared_ptr<const LshFigureModel> model, const LshFigureOptions& options,
                                  const FigureStyle& style) {
-  PaintedFigure figure;
-  figure.size = lsh_figure_size(*model, style);
-  figure.title = QStringLiteral("AttnLab: Reformer LSH buckets, layer %1, head %2").arg(model->layer()).arg(model->head());
-  figure.description = QStringLiteral("Reformer LSH attention, round %1 of %2: angle view, sorted sequence with chunks, "
-                                      "round attention, combined weights, co-occurrence, recall@%3")
-                           .arg(clamp_round(*model, options.round))
-                           .arg(model->rounds())
-                           .arg(clamp_k(*model, options.k));
-  figure.background = style.background;
-  figure.draw = [model, options, style](QPainter& painter, const QRectF& target) {
-    draw_lsh_figure(painter, target, *model, options, style);
-  };
-  return figure;
+  const QString description = QStringLiteral("Reformer LSH attention, round %1 of %2: angle view, sorted sequence with "
+                                             "chunks, round attention, combined weights, co-occurrence, recall@%3")
+                                  .arg(clamp_round(*model, options.round))
+                                  .arg(model->rounds())
+                                  .arg(clamp_k(*model, options.k));
+  const QSizeF size = lsh_figure_size(*model, style);
+  const QString title = QStringLiteral("AttnLab: Reformer LSH buckets, layer %1, head %2").arg(model->layer()).arg(model->head());
+  return PaintedFigure{size, title, description, style.background,
+                       [model = std::move(model), options, style](QPainter& painter, const QRectF& target) {
+                         draw_lsh_figure(painter, target, *model, options, style);
+                       }};
 }
 
 }  // namespace attnlab

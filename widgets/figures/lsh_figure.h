@@ -22,6 +22,7 @@
 #include <QString>
 #include <QStringList>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "attention/reformer_lsh.h"
@@ -35,6 +36,12 @@ namespace attnlab {
 // The steps of the step-through mode, in order; Overview shows every panel at full strength.
 enum class LshStage { Overview, Rotate, Hash, Sort, Chunk, Attend, Unsort };
 inline constexpr int kLshStepCount = 6;  // Rotate .. Unsort
+
+// The stages' names in view options and sessions, in the order of LshStage: "overview",
+// "rotate", "hash", "sort", "chunk", "attend", "unsort".
+const std::vector<std::string>& lsh_stage_names();
+std::string lsh_stage_name(LshStage stage);
+LshStage lsh_stage_from_name(const std::string& name);  // throws ParamError listing the names
 
 QString lsh_stage_title(LshStage stage);        // "Step 3 of 6 · Sort"
 QString lsh_stage_explanation(LshStage stage);  // one or two sentences for the class

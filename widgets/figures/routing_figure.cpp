@@ -5,23 +5,16 @@
 #include <QPainterPath>
 #include <QPen>
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
 
 #include "core/error.h"
+#include "figures/figure_kit.h"
 #include "result_views.h"
 
 namespace attnlab {
 namespace {
-
-// Okabe & Ito's colour-blind-safe qualitative palette; its black is replaced by grey so that a
-// cluster stays visible on the dark theme. Clusters beyond 8 repeat the colours (their numbers
-// are written beside the centroids and under the histogram).
-constexpr std::array<QRgb, 8> kClusterColors = {qRgb(230, 159, 0),  qRgb(86, 180, 233), qRgb(0, 158, 115),
-                                                qRgb(240, 228, 66), qRgb(0, 114, 178),  qRgb(213, 94, 0),
-                                                qRgb(204, 121, 167), qRgb(153, 153, 153)};
 
 // Lengths in label line heights, so the figure keeps its proportions at any dpi.
 constexpr double kMarginLines = 0.8;
@@ -39,34 +32,11 @@ constexpr double kCentroidLabelLimit = 40; // cluster numbers beside centroids u
 constexpr double kPlanePadding = 0.06;     // free border inside the plane's frame
 constexpr int kPaleAlpha = 110;            // keys: the cluster colour, pale
 
-// Reference device for natural sizes (as in heatmap_figure.cpp): 1200 dpi, converted to points.
-constexpr double kReferenceDpi = 1200.0;
-
-QImage reference_device() {
-  QImage image(1, 1, QImage::Format_RGB32);
-  const int dots_per_meter = static_cast<int>(std::lround(kReferenceDpi / 0.0254));
-  image.setDotsPerMeterX(dots_per_meter);
-  image.setDotsPerMeterY(dots_per_meter);
-  return image;
-}
-
-struct Metrics {
-  QFont font, bold, title;
-  double line = 0, title_line = 0, margin = 0, gap = 0;
-};
+// Fonts and lengths: the gap between panels is the figure's basic gap.
+using Metrics = FigureText;
 
 Metrics measure(const FigureStyle& style, const QPaintDevice* device) {
-  Metrics m;
-  m.font = style.font;
-  m.bold = style.font;
-  m.bold.setBold(true);
-  m.title = m.bold;
-  if (m.title.pointSizeF() > 0) m.title.setPointSizeF(m.title.pointSizeF() * kTitleScale);
-  m.line = QFontMetricsF(m.font, device).height();
-  m.title_line = QFontMetricsF(m.title, device).height();
-  m.margin = kMarginLines * m.line;
-  m.gap = kGapLines * m.line;
-  return m;
+  return measure_figure_text(style, device, FigureTextSpec{kTitleScale, FigureTextSpec{}.small_scale, kMarginLines, kGapLines});
 }
 
 int info_lines(const RoutingFigureData& data) { return data.local() ? 1 : 2; }
@@ -111,7 +81,7 @@ std::vector<QPointF> legend_flow(double width, const QFontMetricsF& fm, double l
 
 double legend_height(double width, const Metrics& m, const QPaintDevice* device) {
   int lines = 1;
-  legend_flow(width, QFontMetricsF(m.font, device), m.line, &lines);
+  legend_flow(width, QFontMetricsF(m.label, device), m.line, &lines);
   return lines * kLegendPitch * m.line;
 }
 
@@ -219,9 +189,7 @@ int histogram_top(const RoutingFigureData& data) {
 
 }  // namespace
 
-QColor routing_cluster_color(int cluster) {
-  return QColor(kClusterColors[static_cast<std::size_t>(std::max(0, cluster)) % kClusterColors.size()]);
-}
+QColor routing_cluster_color(int cluster) { return categorical_color(std::max(0, cluster), CategoricalPalette::OkabeIto); }
 
 QPointF RoutingFigureLayout::to_scatter(double x, double y) const {
   return scatter.center() + QPointF((x - plane_centre.x()) * plane_scale, -(y - plane_centre.y()) * plane_scale);
@@ -278,8 +246,8 @@ RoutingFigureData routing_figure_data(const PlaygroundResult& result, int layer,
 }
 
 QSizeF routing_figure_size(const RoutingFigureData& data, const FigureStyle& style) {
-  const QImage device = reference_device();
-  const double to_points = 72.0 / kReferenceDpi;
+  const QImage device = measuring_device();
+  const double to_points = measured_to_points(1.0);
   const Metrics m = measure(style, &device);
   const double line = m.line * to_points, margin = m.margin * to_points, gap = m.gap * to_points;
   const double header = header_height(data, m) * to_points;
@@ -393,13 +361,6 @@ struct Painting {
   int highlighted;
 };
 
-void draw_text_line(QPainter& painter, const QRectF& rect, const QFont& font, const QString& text,
-                    Qt::Alignment align = Qt::AlignLeft | Qt::AlignVCenter) {
-  painter.setFont(font);
-  const QFontMetricsF fm(font, painter.device());
-  painter.drawText(rect, align, fm.elidedText(text, Qt::ElideRight, rect.width()));
-}
-
 void draw_rotated_text(QPainter& painter, const QPointF& centre, const QString& text) {
   painter.save();
   painter.translate(centre);
@@ -420,8 +381,8 @@ void draw_header(const Painting& p) {
   if (!p.data.local()) {
     settings += QStringLiteral(" · showing step %1 of %2").arg(p.step).arg(p.data.steps() - 1);
   }
-  draw_text_line(painter, line1, p.m.font, settings);
-  if (!p.data.local()) draw_text_line(painter, line1.translated(0, p.m.line), p.m.font, unrouted_text(p.data));
+  draw_text_line(painter, line1, p.m.label, settings);
+  if (!p.data.local()) draw_text_line(painter, line1.translated(0, p.m.line), p.m.label, unrouted_text(p.data));
 }
 
 QPainterPath triangle(const QPointF& c, double r) {
@@ -515,13 +476,13 @@ void draw_scatter(const Painting& p) {
   painter.setPen(QPen(p.style.foreground, thin));
   painter.setBrush(Qt::NoBrush);
   painter.drawRect(L.scatter);
-  painter.setFont(p.m.font);
+  painter.setFont(p.m.label);
   const QRectF below(L.scatter.left(), L.scatter.bottom() + 0.2 * p.m.line, L.scatter.width(), p.m.line);
-  draw_text_line(painter, below, p.m.font,
+  draw_text_line(painter, below, p.m.label,
                  QStringLiteral("PCA 1 (%1% of variance)")
                      .arg(100.0 * t.explained[0], 0, 'f', 0),
                  Qt::AlignHCenter | Qt::AlignVCenter);
-  painter.setFont(p.m.font);
+  painter.setFont(p.m.label);
   draw_rotated_text(painter, QPointF(L.scatter.left() - 0.65 * kAxisLines * p.m.line, L.scatter.center().y()),
                     QStringLiteral("PCA 2 (%1%)").arg(100.0 * t.explained[1], 0, 'f', 0));
 }
@@ -538,7 +499,7 @@ void draw_histogram(const Painting& p) {
   const double scale = L.count_scale;
   const double group = plot.width() / std::max(1, k);
   painter.setPen(p.style.foreground);
-  draw_text_line(painter, QRectF(plot.left(), plot.top() - p.m.line, plot.width(), p.m.line), p.m.font,
+  draw_text_line(painter, QRectF(plot.left(), plot.top() - p.m.line, plot.width(), p.m.line), p.m.label,
                  QStringLiteral("tokens nearest to each centroid at step %1").arg(p.step));
   // The highlighted token's clusters at this step: a band behind their bars.
   if (p.highlighted >= 0 && p.highlighted < t.query_xy.rows()) {
@@ -571,8 +532,8 @@ void draw_histogram(const Painting& p) {
     window_label = QStringLiteral("window %1 queries (dashed), %2 keys (dotted)").arg(s.query_window).arg(s.key_window);
   }
   painter.setPen(p.style.foreground);
-  painter.setFont(p.m.font);
-  const QFontMetricsF fm(p.m.font, painter.device());
+  painter.setFont(p.m.label);
+  const QFontMetricsF fm(p.m.label, painter.device());
   const QRectF label_box(plot.right() - fm.horizontalAdvance(window_label) - 0.4 * p.m.line, wy - 1.05 * p.m.line,
                          fm.horizontalAdvance(window_label) + 0.4 * p.m.line, p.m.line);
   QColor veil = p.style.background;
@@ -596,7 +557,7 @@ void draw_histogram(const Painting& p) {
     painter.drawText(QRectF(plot.left() + c * group - label_w, plot.bottom(), group + 2 * label_w, p.m.line),
                      Qt::AlignHCenter | Qt::AlignVCenter, QString::number(c));
   }
-  draw_text_line(painter, QRectF(plot.left(), plot.bottom() + p.m.line, plot.width(), p.m.line), p.m.font,
+  draw_text_line(painter, QRectF(plot.left(), plot.bottom() + p.m.line, plot.width(), p.m.line), p.m.label,
                  QStringLiteral("cluster (solid: queries, pale: keys)"), Qt::AlignHCenter | Qt::AlignVCenter);
 }
 
@@ -604,8 +565,8 @@ void draw_legend(const Painting& p) {
   QPainter& painter = p.painter;
   const QRectF rect = p.layout.legend;
   const double line = p.m.line, r = 0.3 * line, thin = std::max(0.05 * line, 0.5);
-  painter.setFont(p.m.font);
-  const QFontMetricsF fm(p.m.font, painter.device());
+  painter.setFont(p.m.label);
+  const QFontMetricsF fm(p.m.label, painter.device());
   const QColor sample = routing_cluster_color(1);
   const std::vector<LegendEntry> entries = legend_entries();
   const std::vector<QPointF> at = legend_flow(rect.width(), fm, line, nullptr);
@@ -677,8 +638,8 @@ void draw_members(const Painting& p) {
   }
   // Cluster numbers (thinned), the title, and a mark beside or under each unrouted query.
   painter.setPen(p.style.foreground);
-  painter.setFont(p.m.font);
-  const QFontMetricsF fm(p.m.font, painter.device());
+  painter.setFont(p.m.label);
+  const QFontMetricsF fm(p.m.label, painter.device());
   const double pitch = by_row ? fm.horizontalAdvance(QString::number(k - 1)) + 0.4 * p.m.line : 1.05 * p.m.line;
   const int stride = std::max(1, static_cast<int>(std::ceil(pitch / band)));
   for (int c = 0; c < k; c += stride) {
@@ -692,7 +653,7 @@ void draw_members(const Painting& p) {
                      QStringLiteral("cluster members after routing: a row per query token; left half: query, right half: "
                                     "key; × unrouted"));
   } else {
-    draw_text_line(painter, L.members_title, p.m.font,
+    draw_text_line(painter, L.members_title, p.m.label,
                    QStringLiteral("cluster members after routing (upper half: query, lower half: key; × unrouted)"),
                    Qt::AlignHCenter | Qt::AlignVCenter);
   }
@@ -717,26 +678,20 @@ void draw_members(const Painting& p) {
 
 void draw_routing_figure(QPainter& painter, const QRectF& target, const RoutingFigureData& data, const FigureStyle& style,
                          const RoutingFigureOptions& options) {
-  painter.save();
-  painter.setRenderHint(QPainter::Antialiasing, true);
-  painter.setRenderHint(QPainter::TextAntialiasing, true);
-  painter.fillRect(target, style.background);
+  const FigureScope scope(painter, target, style);
   const Metrics m = measure(style, painter.device());
   const RoutingFigureLayout layout = compute_routing_layout(data, style, target, painter.device());
   const int tokens = data.matrix ? data.matrix->rows : 0;
   const int highlighted = options.highlighted >= 0 && options.highlighted < tokens ? options.highlighted : -1;
   const Painting p{painter, data, style, layout, m, shown_step(data, options), highlighted};
   draw_header(p);
-  FigureStyle matrix_style = style;
-  matrix_style.highlight_index = highlighted;
-  draw_heatmap_figure(painter, layout.heatmap, *data.matrix, matrix_style);
+  draw_heatmap_figure(painter, layout.heatmap, *data.matrix, with_highlight(style, highlighted));
   if (!data.local() && layout.scatter.width() > 0) {
     draw_scatter(p);
     draw_histogram(p);
     draw_legend(p);
     draw_members(p);
   }
-  painter.restore();
 }
 
 int routing_token_at(const RoutingFigureLayout& layout, const RoutingFigureData& data, QPointF pos) {
@@ -772,15 +727,10 @@ int routing_token_at(const RoutingFigureLayout& layout, const RoutingFigureData&
 
 PaintedFigure routing_painted_figure(const RoutingFigureData& data, const FigureStyle& style,
                                      const RoutingFigureOptions& options) {
-  PaintedFigure figure;
-  figure.size = routing_figure_size(data, style);
-  figure.title = QStringLiteral("AttnLab: routing clusters, ") + data.variant_title;
-  figure.description = settings_text(data);
-  figure.background = style.background;
-  figure.draw = [data, style, options](QPainter& painter, const QRectF& target) {
-    draw_routing_figure(painter, target, data, style, options);
-  };
-  return figure;
+  return PaintedFigure{routing_figure_size(data, style), QStringLiteral("AttnLab: routing clusters, ") + data.variant_title,
+                       settings_text(data), style.background, [data, style, options](QPainter& painter, const QRectF& target) {
+                         draw_routing_figure(painter, target, data, style, options);
+                       }};
 }
 
 }  // namespace attnlab

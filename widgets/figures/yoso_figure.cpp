@@ -12,14 +12,14 @@
 
 #include "core/error.h"
 #include "core/npy.h"
+#include "figures/figure_kit.h"
 #include "result_views.h"
 
 namespace attnlab {
 namespace {
 
-// Lengths in label line heights, so the figure scales with its font.
-constexpr double kMarginLines = 0.8;
-constexpr double kGapLines = 0.4;
+// Lengths in label line heights, so the figure scales with its font (margin and basic gap: the
+// defaults of FigureTextSpec).
 constexpr double kPanelGapLines = 2.0;
 constexpr double kRowGapLines = 1.2;
 constexpr double kNaturalPanelLines = 18;  // side of a panel's square area at the natural size
@@ -31,42 +31,6 @@ constexpr double kMinProbability = 1e-6;  // lowest decade the log probability a
 
 enum class PanelKind { Collision, Sampled, Expected, Difference, Error };
 
-struct Panel {
-  PanelKind kind;
-  double left = 0, right = 0, top = 0, bottom = 0;  // room around the square area
-  double outer_w(double side) const { return side + left + right; }
-  double outer_h(double side) const { return side + top + bottom; }
-};
-
-struct Text {
-  QFont label, bold, title;
-  double line = 0, title_line = 0, gap = 0, margin = 0;
-};
-
-Text measure_text(const FigureStyle& style, const QPaintDevice* device) {
-  Text t;
-  t.label = style.font;
-  t.bold = style.font;
-  t.bold.setBold(true);
-  t.title = t.bold;
-  if (t.title.pointSizeF() > 0) t.title.setPointSizeF(t.title.pointSizeF() * 1.2);
-  t.line = QFontMetricsF(t.label, device).height();
-  t.title_line = QFontMetricsF(t.title, device).height();
-  t.gap = kGapLines * t.line;
-  t.margin = kMarginLines * t.line;
-  return t;
-}
-
-// A logarithmic or linear axis over [lo, hi].
-struct Axis {
-  double lo = 0, hi = 1;
-  bool log = false;
-  double fraction(double v) const {
-    if (log) return (std::log(std::max(v, 1e-300)) - std::log(lo)) / (std::log(hi) - std::log(lo));
-    return (v - lo) / (hi - lo);
-  }
-};
-
 // Everything the figure shows, gathered once per draw.
 struct Content {
   const PlaygroundResult* result = nullptr;
@@ -77,14 +41,12 @@ struct Content {
   std::size_t points = 0;  // error checkpoints
 };
 
-void check_context(const ViewContext& context) {
-  check_view_context(view_spec("yoso"), context);
-  if (!yoso_extras(context)) throw ParamError("view 'yoso': layer " + std::to_string(context.layer) + " has no YOSO trace");
+const YosoExtras& checked_extras(const ViewContext& context) {
+  return checked_layer_extras<YosoExtras>(context, "yoso", "YOSO");
 }
 
 HeatmapData kernel_heatmap(const ViewContext& context, bool sampled) {
-  check_context(context);
-  const YosoExtras& e = *yoso_extras(context);
+  const YosoExtras& e = checked_extras(context);
   HeatmapData data;
   data.rows = static_cast<int>(e.queries());
   data.cols = static_cast<int>(e.keys());
@@ -107,10 +69,9 @@ HeatmapData kernel_heatmap(const ViewContext& context, bool sampled) {
 }
 
 Content gather(const ViewContext& context) {
-  check_context(context);
   Content c;
+  c.extras = &checked_extras(context);
   c.result = context.result.get();
-  c.extras = yoso_extras(context);
   c.layer = context.layer;
   c.head = context.head;
   c.highlight = context.highlighted_token < c.extras->queries() ? context.highlighted_token : -1;
@@ -122,33 +83,9 @@ Content gather(const ViewContext& context) {
   return c;
 }
 
-FigureStyle heatmap_style(const FigureStyle& style, int highlight) {
-  FigureStyle s = style;
-  s.highlight_index = highlight;
-  return s;
-}
-
-// An integer in Unicode superscript digits: 12 -> "¹²", -3 -> "⁻³".
-QString superscript(int value) {
-  static const QString digits[] = {QStringLiteral("⁰"), QStringLiteral("¹"), QStringLiteral("²"), QStringLiteral("³"),
-                                   QStringLiteral("⁴"), QStringLiteral("⁵"), QStringLiteral("⁶"), QStringLiteral("⁷"),
-                                   QStringLiteral("⁸"), QStringLiteral("⁹")};
-  QString text = value < 0 ? QStringLiteral("⁻") : QString();
-  for (const QChar ch : QString::number(std::abs(value))) text += digits[ch.digitValue()];
-  return text;
-}
-
-// "10⁻³" for decades, plain numbers near 1.
-QString decade_label(int exponent) {
-  if (exponent == 0) return QStringLiteral("1");
-  if (exponent == 1) return QStringLiteral("10");
-  if (exponent == -1) return QStringLiteral("0.1");
-  return QStringLiteral("10") + superscript(exponent);
-}
-
 // The collision plot's probability axis: decades from below the smallest value shown up to 1.
-Axis probability_axis(const Content& c, const YosoFigureOptions& options) {
-  if (!options.log_probability) return Axis{0.0, 1.0, false};
+PlotAxis probability_axis(const Content& c, const YosoFigureOptions& options) {
+  if (!options.log_probability) return PlotAxis{0.0, 1.0, false, {}};
   const YosoExtras::Data& d = c.extras->data();
   double smallest = 0.1;
   for (int b = 0; b < YosoExtras::kAngleBins; ++b) {
@@ -157,12 +94,11 @@ Axis probability_axis(const Content& c, const YosoFigureOptions& options) {
     for (double v : {d.bin_sampled[k], d.bin_expected[k]})
       if (v > 0.0) smallest = std::min(smallest, v);
   }
-  const double lo = std::pow(10.0, std::floor(std::log10(std::max(smallest, kMinProbability))));
-  return Axis{lo, 1.0, true};
+  return decade_axis(std::max(smallest, kMinProbability), 1.0);
 }
 
 // The error plot's axes: hashes on a log axis from 1 to m, errors in whole decades.
-std::pair<Axis, Axis> error_axes(const Content& c) {
+std::pair<PlotAxis, PlotAxis> error_axes(const Content& c) {
   const YosoExtras& e = *c.extras;
   const double m = std::max(2, e.n_hashes());
   double lo = 1e300, hi = 0.0;
@@ -178,10 +114,7 @@ std::pair<Axis, Axis> error_axes(const Content& c) {
     lo = 0.1;
     hi = 1.0;
   }
-  double y_lo = std::pow(10.0, std::floor(std::log10(lo)));
-  double y_hi = std::pow(10.0, std::ceil(std::log10(hi)));
-  if (y_hi <= y_lo) y_hi = y_lo * 10.0;
-  return {Axis{1.0, m, true}, Axis{y_lo, y_hi, true}};
+  return {PlotAxis{1.0, m, true, {}}, decade_axis(lo, hi)};
 }
 
 double widest(const QFontMetricsF& fm, const QStringList& texts) {
@@ -190,135 +123,54 @@ double widest(const QFontMetricsF& fm, const QStringList& texts) {
   return w;
 }
 
-std::vector<Panel> make_panels(const Content& c, const FigureStyle& style, const Text& t, const QPaintDevice* device) {
+std::vector<FlowPanel> make_panels(const Content& c, const FigureStyle& style, const FigureText& t, const QPaintDevice* device) {
   const QFontMetricsF fm(t.label, device);
   const double caption = t.line + t.gap;
   // Plots: tick labels and an axis title on the left and below.
   const double tick_w = widest(fm, {decade_label(-6), QStringLiteral("0.75"), decade_label(-3)});
   // Room on the right for half an x tick label ("180°", "256") centred on the last tick.
   const double plot_right = 0.5 * widest(fm, {QStringLiteral("180°"), QStringLiteral("256")}) + t.gap;
-  const Panel plot{PanelKind::Collision, t.line + t.gap + tick_w + t.gap, plot_right, caption, 0.5 * t.gap + 2 * t.line + t.gap};
+  const FlowPanel plot{static_cast<int>(PanelKind::Collision), 1, 1, t.line + t.gap + tick_w + t.gap, plot_right, caption,
+                       0.5 * t.gap + 2 * t.line + t.gap};
   // The two kernels first and next to each other (one colour scale), then their difference,
   // then the two plots.
-  std::vector<Panel> panels;
-  const FigureStyle hs = heatmap_style(style, c.highlight);
+  std::vector<FlowPanel> panels;
+  const FigureStyle hs = with_highlight(style, c.highlight);
   const double probe = 1000.0 * t.line, huge = 1e4 * t.line;
   for (const auto& [kind, data] : {std::pair{PanelKind::Sampled, &c.sampled}, std::pair{PanelKind::Expected, &c.expected},
                                    std::pair{PanelKind::Difference, &c.difference}}) {
     const HeatmapFigureLayout wide = compute_heatmap_layout(*data, hs, QRectF(0, 0, huge, probe), device);
     const HeatmapFigureLayout tall = compute_heatmap_layout(*data, hs, QRectF(0, 0, probe, huge), device);
-    panels.push_back(Panel{kind, 0, probe - tall.matrix.width(), caption, probe - wide.matrix.height()});
+    panels.push_back(FlowPanel{static_cast<int>(kind), 1, 1, 0, probe - tall.matrix.width(), caption, probe - wide.matrix.height()});
   }
   panels.push_back(plot);
-  Panel error = plot;
-  error.kind = PanelKind::Error;
+  FlowPanel error = plot;
+  error.kind = static_cast<int>(PanelKind::Error);
   panels.push_back(error);
   return panels;
 }
 
-using Arrangement = std::vector<int>;
-
-std::vector<Arrangement> arrangements(int n) {
-  std::vector<Arrangement> out;
-  out.push_back({n});
-  for (int a = 1; a < n; ++a) out.push_back({a, n - a});
-  for (int a = 1; a < n; ++a)
-    for (int b = 1; a + b < n; ++b) out.push_back({a, b, n - a - b});
-  return out;
-}
-
-struct Frame {
-  double header = 0, footer = 0;
-};
-
-Frame frame_for(const Text& t) {
-  return Frame{t.margin + t.title_line + t.gap, t.gap + t.line + t.gap + t.line + t.margin};
-}
-
-QSizeF arrangement_size(const std::vector<Panel>& panels, const Arrangement& rows, double side, const Text& t, const Frame& f) {
-  double width = 0, height = f.header + f.footer;
-  std::size_t next = 0;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    double row_w = 0, row_h = 0;
-    for (int i = 0; i < rows[r]; ++i, ++next) {
-      row_w += panels[next].outer_w(side) + (i > 0 ? kPanelGapLines * t.line : 0.0);
-      row_h = std::max(row_h, panels[next].outer_h(side));
-    }
-    width = std::max(width, row_w);
-    height += row_h + (r > 0 ? kRowGapLines * t.line : 0.0);
-  }
-  return QSizeF(width + 2 * t.margin, height);
-}
-
-double fitting_side(const std::vector<Panel>& panels, const Arrangement& rows, const QSizeF& size, const Text& t, const Frame& f) {
-  const auto fits = [&](double side) {
-    const QSizeF s = arrangement_size(panels, rows, side, t, f);
-    return s.width() <= size.width() && s.height() <= size.height();
-  };
-  if (!fits(0.0)) return 0.0;
-  double lo = 0.0, hi = std::max(size.width(), size.height());
-  for (int i = 0; i < 48; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (fits(mid) ? lo : hi) = mid;
-  }
-  return lo;
-}
-
-struct Placement {
-  Arrangement rows;
-  double side = 0, top = 0, footer_top = 0;
-  std::vector<QRectF> outer;
-};
-
-Placement place(const std::vector<Panel>& panels, const QRectF& target, const Text& t, const Frame& f) {
-  Placement best;
-  for (const Arrangement& rows : arrangements(static_cast<int>(panels.size()))) {
-    const double side = fitting_side(panels, rows, target.size(), t, f);
-    if (side > best.side * 1.01) {  // fewer rows win ties
-      best.rows = rows;
-      best.side = side;
-    }
-  }
-  if (best.rows.empty()) best.rows = {static_cast<int>(panels.size())};
-  const QSizeF used = arrangement_size(panels, best.rows, best.side, t, f);
-  best.top = target.top() + 0.5 * std::max(0.0, target.height() - used.height());
-  double y = best.top + f.header;
-  std::size_t next = 0;
-  for (int count : best.rows) {
-    double row_w = 0, row_h = 0;
-    for (int i = 0; i < count; ++i) {
-      const Panel& p = panels[next + static_cast<std::size_t>(i)];
-      row_w += p.outer_w(best.side) + (i > 0 ? kPanelGapLines * t.line : 0.0);
-      row_h = std::max(row_h, p.outer_h(best.side));
-    }
-    double x = target.left() + 0.5 * (target.width() - row_w);
-    for (int i = 0; i < count; ++i, ++next) {
-      const Panel& p = panels[next];
-      best.outer.emplace_back(x, y, p.outer_w(best.side), p.outer_h(best.side));
-      x += p.outer_w(best.side) + kPanelGapLines * t.line;
-    }
-    y += row_h + kRowGapLines * t.line;
-  }
-  best.footer_top = y - kRowGapLines * t.line;
-  return best;
+// Title above the rows; the note and the summary below.
+PanelFlowSpacing spacing_for(const FigureText& t) {
+  return PanelFlowSpacing{t.margin, kPanelGapLines * t.line, kRowGapLines * t.line, t.margin + t.title_line + t.gap,
+                          t.gap + t.line + t.gap + t.line + t.margin};
 }
 
 YosoFigureLayout layout_content(const Content& c, const FigureStyle& style, const QRectF& target, const QPaintDevice* device) {
-  const Text t = measure_text(style, device);
-  const Frame f = frame_for(t);
-  const std::vector<Panel> panels = make_panels(c, style, t, device);
-  const Placement placement = place(panels, target, t, f);
+  const FigureText t = measure_figure_text(style, device);
+  const std::vector<FlowPanel> panels = make_panels(c, style, t, device);
+  const PanelFlow placement = flow_panels(panels, target, spacing_for(t));
   YosoFigureLayout layout;
   layout.figure = target;
   layout.title = QRectF(target.left() + t.margin, placement.top + t.margin, target.width() - 2 * t.margin, t.title_line);
   layout.panels = placement.outer;
-  const FigureStyle hs = heatmap_style(style, c.highlight);
+  const FigureStyle hs = with_highlight(style, c.highlight);
   for (std::size_t i = 0; i < panels.size(); ++i) {
-    const Panel& p = panels[i];
+    const FlowPanel& p = panels[i];
     const QRectF outer = placement.outer[i];
-    const QRectF square(outer.left() + p.left, outer.top() + p.top, placement.side, placement.side);
+    const QRectF square = p.inner(outer, placement.side);
     const QRectF heat_target(outer.left(), outer.top() + p.top, outer.width(), outer.height() - p.top);
-    switch (p.kind) {
+    switch (static_cast<PanelKind>(p.kind)) {
       case PanelKind::Collision: layout.collision_plot = square; break;
       case PanelKind::Error: layout.error_plot = square; break;
       case PanelKind::Sampled:
@@ -343,25 +195,9 @@ YosoFigureLayout layout_content(const Content& c, const FigureStyle& style, cons
 
 // ---- drawing helpers -------------------------------------------------------------------------
 
-QPointF to_plot(const QRectF& plot, const Axis& x, const Axis& y, double vx, double vy) {
-  return QPointF(plot.left() + x.fraction(vx) * plot.width(), plot.bottom() - y.fraction(vy) * plot.height());
-}
-
-void draw_caption(QPainter& painter, const QRectF& area, double width, const Text& t, const FigureStyle& style,
-                  const QString& text) {
-  painter.save();
-  painter.setFont(t.bold);
-  painter.setPen(style.foreground);
-  const QFontMetricsF fm(t.bold, painter.device());
-  painter.drawText(QRectF(area.left(), area.top() - t.gap - t.line, width, t.line), Qt::AlignLeft | Qt::AlignVCenter,
-                   fm.elidedText(text, Qt::ElideRight, width));
-  painter.restore();
-}
-
-double caption_width(const YosoFigureLayout& layout, const QRectF& area, double line) {
-  for (const QRectF& outer : layout.panels)
-    if (outer.contains(area.center())) return std::max(area.width(), outer.right() - area.left() + 0.8 * kPanelGapLines * line);
-  return area.width();
+void draw_caption(QPainter& painter, const YosoFigureLayout& layout, const QRectF& area, const FigureText& t,
+                  const FigureStyle& style, const QString& text) {
+  draw_caption_above(painter, area, caption_room(layout.panels, area, kPanelGapLines * t.line), t, style.foreground, text);
 }
 
 struct Tick {
@@ -370,8 +206,8 @@ struct Tick {
 };
 
 // Frame, ticks with labels and axis titles of a plot.
-void draw_plot_axes(QPainter& painter, const QRectF& plot, const Axis& x, const Axis& y, const std::vector<Tick>& x_ticks,
-                    const std::vector<Tick>& y_ticks, const QString& x_title, const QString& y_title, const Text& t,
+void draw_plot_axes(QPainter& painter, const QRectF& plot, const PlotAxis& x, const PlotAxis& y, const std::vector<Tick>& x_ticks,
+                    const std::vector<Tick>& y_ticks, const QString& x_title, const QString& y_title, const FigureText& t,
                     const FigureStyle& style) {
   painter.save();
   painter.setFont(t.label);
@@ -412,7 +248,7 @@ void draw_plot_axes(QPainter& painter, const QRectF& plot, const Axis& x, const 
   painter.restore();
 }
 
-std::vector<Tick> decade_ticks(const Axis& axis, double plot_height, double line) {
+std::vector<Tick> decade_ticks(const PlotAxis& axis, double plot_height, double line) {
   std::vector<Tick> ticks;
   const int lo = static_cast<int>(std::lround(std::log10(axis.lo))), hi = static_cast<int>(std::lround(std::log10(axis.hi)));
   const int stride = std::max(1, static_cast<int>(std::ceil(1.5 * line / std::max(plot_height / std::max(1, hi - lo), 1e-9))));
@@ -428,7 +264,7 @@ void draw_marker(QPainter& painter, const QPointF& at, double radius, const QCol
 
 // A legend line: a short sample (line and/or marker) and its text.
 void draw_legend_entry(QPainter& painter, QPointF at, const QString& text, const QColor& line_colour, Qt::PenStyle line_style,
-                       const QColor& marker, const Text& t, const FigureStyle& style) {
+                       const QColor& marker, const FigureText& t, const FigureStyle& style) {
   const double sample = 1.6 * t.line;
   const double y = at.y() + 0.5 * t.line;
   if (line_style != Qt::NoPen) {
@@ -469,14 +305,14 @@ QString summary_text(const Content& c) {
 }
 
 void draw_collision_plot(QPainter& painter, const YosoFigureLayout& layout, const Content& c, const YosoFigureOptions& options,
-                         const Text& t, const FigureStyle& style) {
+                         const FigureText& t, const FigureStyle& style) {
   const QRectF& plot = layout.collision_plot;
   if (plot.isEmpty()) return;
   const YosoExtras& e = *c.extras;
   const YosoExtras::Data& d = e.data();
-  const Axis x{0.0, std::numbers::pi, false};
-  const Axis y = probability_axis(c, options);
-  draw_caption(painter, plot, caption_width(layout, plot, t.line), t, style, QStringLiteral("Collision probability vs angle"));
+  const PlotAxis x{0.0, std::numbers::pi, false, {}};
+  const PlotAxis y = probability_axis(c, options);
+  draw_caption(painter, layout, plot, t, style, QStringLiteral("Collision probability vs angle"));
   // Every 45°, or every 90° or only the ends when the labels would touch.
   const QFontMetricsF fm(t.label, painter.device());
   const double label_pitch = fm.horizontalAdvance(QStringLiteral("180°")) + t.line;
@@ -501,7 +337,7 @@ void draw_collision_plot(QPainter& painter, const YosoFigureLayout& layout, cons
   for (std::size_t p = 0; p < d.curve_angle.size(); ++p) {
     const double prob = d.curve_probability[p];
     if (y.log && prob < y.lo * 0.5) break;  // the rest lies below the axis
-    const QPointF at = to_plot(plot, x, y, d.curve_angle[p], prob);
+    const QPointF at = plot_point(plot, x, y, d.curve_angle[p], prob);
     if (!started) curve.moveTo(at);
     else curve.lineTo(at);
     started = true;
@@ -512,7 +348,7 @@ void draw_collision_plot(QPainter& painter, const YosoFigureLayout& layout, cons
   for (int b = 0; b < YosoExtras::kAngleBins; ++b) {
     const std::size_t k = e.bin_index(c.head, b);
     if (d.bin_pairs[k] == 0 || (y.log && !(d.bin_sampled[k] > 0.0))) continue;
-    draw_marker(painter, to_plot(plot, x, y, d.bin_angle[k], d.bin_sampled[k]), kMarkerLines * t.line, yoso_measured_color(),
+    draw_marker(painter, plot_point(plot, x, y, d.bin_angle[k], d.bin_sampled[k]), kMarkerLines * t.line, yoso_measured_color(),
                 style.background, t.line);
   }
   painter.restore();
@@ -534,12 +370,12 @@ void draw_collision_plot(QPainter& painter, const YosoFigureLayout& layout, cons
   painter.restore();
 }
 
-void draw_error_plot(QPainter& painter, const YosoFigureLayout& layout, const Content& c, const Text& t, const FigureStyle& style) {
+void draw_error_plot(QPainter& painter, const YosoFigureLayout& layout, const Content& c, const FigureText& t, const FigureStyle& style) {
   const QRectF& plot = layout.error_plot;
   if (plot.isEmpty()) return;
   const YosoExtras& e = *c.extras;
   const auto [x, y] = error_axes(c);
-  draw_caption(painter, plot, caption_width(layout, plot, t.line), t, style, QStringLiteral("Kernel error vs hashes m′"));
+  draw_caption(painter, layout, plot, t, style, QStringLiteral("Kernel error vs hashes m′"));
   std::vector<Tick> x_ticks;
   const double span = std::log2(x.hi);
   const int stride = std::max(1, static_cast<int>(std::ceil(3.0 * t.line / std::max(plot.width() / std::max(span, 1.0), 1e-9))));
@@ -551,8 +387,8 @@ void draw_error_plot(QPainter& painter, const YosoFigureLayout& layout, const Co
   QPainterPath reference, measured;
   for (std::size_t p = 0; p < c.points; ++p) {
     const double m = e.data().error_hashes[p];
-    const QPointF r = to_plot(plot, x, y, m, e.error_reference(c.head, p));
-    const QPointF v = to_plot(plot, x, y, m, e.relative_error(c.head, p));
+    const QPointF r = plot_point(plot, x, y, m, e.error_reference(c.head, p));
+    const QPointF v = plot_point(plot, x, y, m, e.relative_error(c.head, p));
     if (p == 0) {
       reference.moveTo(r);
       measured.moveTo(v);
@@ -567,7 +403,7 @@ void draw_error_plot(QPainter& painter, const YosoFigureLayout& layout, const Co
   painter.setPen(QPen(yoso_error_color(), kCurveLines * t.line));
   painter.drawPath(measured);
   for (std::size_t p = 0; p < c.points; ++p)
-    draw_marker(painter, to_plot(plot, x, y, e.data().error_hashes[p], e.relative_error(c.head, p)), kMarkerLines * t.line,
+    draw_marker(painter, plot_point(plot, x, y, e.data().error_hashes[p], e.relative_error(c.head, p)), kMarkerLines * t.line,
                 yoso_error_color(), style.background, t.line);
   painter.restore();
   painter.save();
@@ -596,20 +432,17 @@ int YosoFigureLayout::token_at(const QPointF& pos) const {
   return -1;
 }
 
-const YosoExtras* yoso_extras(const ViewContext& context) {
-  if (!context.result || context.layer < 0 || context.layer >= static_cast<int>(context.result->layers.size())) return nullptr;
-  return dynamic_cast<const YosoExtras*>(context.result->layers[static_cast<std::size_t>(context.layer)].extras.get());
-}
+const YosoExtras* yoso_extras(const ViewContext& context) { return layer_extras<YosoExtras>(context); }
 
-QColor yoso_measured_color() { return QColor(0xD5, 0x5E, 0x00); }  // Okabe-Ito vermillion
-QColor yoso_error_color() { return QColor(0x00, 0x72, 0xB2); }     // Okabe-Ito blue
+QColor yoso_measured_color() { return okabe_ito(OkabeIto::Vermillion); }
+QColor yoso_error_color() { return okabe_ito(OkabeIto::Blue); }
 
 HeatmapData yoso_sampled_heatmap(const ViewContext& context) { return kernel_heatmap(context, true); }
 HeatmapData yoso_expected_heatmap(const ViewContext& context) { return kernel_heatmap(context, false); }
 
 HeatmapData yoso_difference_heatmap(const ViewContext& context) {
   HeatmapData data = kernel_heatmap(context, true);
-  const YosoExtras& e = *yoso_extras(context);
+  const YosoExtras& e = checked_extras(context);
   const float* expected = e.data().expected.data() + static_cast<std::int64_t>(context.head) * e.queries() * e.keys();
   float largest = 0.0f;
   for (std::size_t i = 0; i < data.values.size(); ++i) {
@@ -626,39 +459,21 @@ HeatmapData yoso_difference_heatmap(const ViewContext& context) {
 QPointF yoso_collision_point(const YosoFigureLayout& layout, const ViewContext& context, const YosoFigureOptions& options,
                              double angle, double probability) {
   const Content c = gather(context);
-  return to_plot(layout.collision_plot, Axis{0.0, std::numbers::pi, false}, probability_axis(c, options), angle, probability);
+  return plot_point(layout.collision_plot, PlotAxis{0.0, std::numbers::pi, false, {}}, probability_axis(c, options), angle,
+                    probability);
 }
 
 QPointF yoso_error_point(const YosoFigureLayout& layout, const ViewContext& context, double hashes, double error) {
   const Content c = gather(context);
   const auto [x, y] = error_axes(c);
-  return to_plot(layout.error_plot, x, y, hashes, error);
+  return plot_point(layout.error_plot, x, y, hashes, error);
 }
 
 QSizeF yoso_figure_size(const ViewContext& context, const FigureStyle& style) {
   const Content c = gather(context);
-  QImage device(1, 1, QImage::Format_RGB32);
-  const int dpm = static_cast<int>(std::lround(1200.0 / 0.0254));  // measure text finely, as heatmap_figure does
-  device.setDotsPerMeterX(dpm);
-  device.setDotsPerMeterY(dpm);
-  const double to_points = 72.0 / 1200.0;
-  const Text t = measure_text(style, &device);
-  const Frame f = frame_for(t);
-  const std::vector<Panel> panels = make_panels(c, style, t, &device);
-  // Two rows, split where the wider row is narrowest.
-  Arrangement best;
-  double best_w = 0;
-  const double side = kNaturalPanelLines * t.line;
-  for (const Arrangement& rows : arrangements(static_cast<int>(panels.size()))) {
-    if (rows.size() != 2) continue;
-    const double w = arrangement_size(panels, rows, side, t, f).width();
-    if (best.empty() || w < best_w) {
-      best = rows;
-      best_w = w;
-    }
-  }
-  const QSizeF s = arrangement_size(panels, best, side, t, f);
-  return QSizeF(std::ceil(s.width() * to_points) + 1, std::ceil(s.height() * to_points) + 1);
+  return natural_flow_size(
+      style, kNaturalPanelLines, [&](const FigureText& t, const QPaintDevice* device) { return make_panels(c, style, t, device); },
+      spacing_for);
 }
 
 YosoFigureLayout compute_yoso_layout(const ViewContext& context, const FigureStyle& style, const QRectF& target,
@@ -670,11 +485,8 @@ void draw_yoso_figure(QPainter& painter, const QRectF& target, const ViewContext
                       const YosoFigureOptions& options) {
   const Content c = gather(context);
   const YosoExtras& e = *c.extras;
-  painter.save();
-  painter.setRenderHint(QPainter::Antialiasing, true);
-  painter.setRenderHint(QPainter::TextAntialiasing, true);
-  painter.fillRect(target, style.background);
-  const Text t = measure_text(style, painter.device());
+  const FigureScope scope(painter, target, style);
+  const FigureText t = measure_figure_text(style, painter.device());
   const YosoFigureLayout layout = layout_content(c, style, target, painter.device());
 
   painter.setFont(t.title);
@@ -686,11 +498,11 @@ void draw_yoso_figure(QPainter& painter, const QRectF& target, const ViewContext
                        .arg(e.data().causal ? QStringLiteral(" · causal") : QString()));
 
   draw_collision_plot(painter, layout, c, options, t, style);
-  const FigureStyle hs = heatmap_style(style, c.highlight);
+  const FigureStyle hs = with_highlight(style, c.highlight);
   const auto heatmap = [&](const QRectF& panel, const HeatmapFigureLayout& inner, const HeatmapData& data, const QString& caption) {
     if (panel.isEmpty()) return;
     draw_heatmap_figure(painter, panel, data, hs);
-    draw_caption(painter, inner.matrix, caption_width(layout, inner.matrix, t.line), t, style, caption);
+    draw_caption(painter, layout, inner.matrix, t, style, caption);
   };
   heatmap(layout.sampled_panel, layout.sampled, c.sampled,
           QStringLiteral("Sampled kernel B̂ (m = %1)%2").arg(e.n_hashes()).arg(e.mode() == "sampled" ? QStringLiteral(" · applied") : QString()));
@@ -710,19 +522,15 @@ void draw_yoso_figure(QPainter& painter, const QRectF& target, const ViewContext
   painter.drawText(layout.summary, Qt::AlignLeft | Qt::AlignVCenter,
                    fm.elidedText(summary_text(c), Qt::ElideRight, layout.summary.width()));
   painter.restore();
-  painter.restore();
 }
 
 PaintedFigure yoso_painted_figure(const ViewContext& context, const FigureStyle& style, const YosoFigureOptions& options) {
-  PaintedFigure figure;
-  figure.size = yoso_figure_size(context, style);
-  figure.title = QStringLiteral("AttnLab: YOSO kernel, layer %1, head %2").arg(context.layer).arg(context.head);
-  figure.description = QStringLiteral("collision probability, sampled and expected kernels, error against hashes");
-  figure.background = style.background;
-  figure.draw = [context, style, options](QPainter& painter, const QRectF& target) {
-    draw_yoso_figure(painter, target, context, style, options);
-  };
-  return figure;
+  return PaintedFigure{yoso_figure_size(context, style),
+                       QStringLiteral("AttnLab: YOSO kernel, layer %1, head %2").arg(context.layer).arg(context.head),
+                       QStringLiteral("collision probability, sampled and expected kernels, error against hashes"),
+                       style.background, [context, style, options](QPainter& painter, const QRectF& target) {
+                         draw_yoso_figure(painter, target, context, style, options);
+                       }};
 }
 
 void export_yoso_data(const ViewContext& context, const QString& path) {
@@ -738,12 +546,7 @@ void export_yoso_data(const ViewContext& context, const QString& path) {
     for (const char* key : {"query_codes", "key_codes", "sampled_kernel", "expected_kernel", "relative_error",
                             "error_reference", "angle_bins"})
       j[key] = all.at(key).at(static_cast<std::size_t>(c.head));  // the selected head only
-    j["layer"] = c.layer;
-    j["head"] = c.head;
-    nlohmann::json tokens = nlohmann::json::array();
-    for (const QString& token : c.tokens) tokens.push_back(token.toStdString());
-    j["tokens"] = std::move(tokens);
-    write_bytes_atomically(path, QByteArray::fromStdString(j.dump(1)));
+    write_bytes_atomically(path, view_json_bytes(std::move(j), c.layer, c.head, c.tokens));
   } else if (suffix == QLatin1String("csv")) {
     QByteArray out = "query_index,query_token,key_index,key_token,collisions,sampled,expected,difference,weight\r\n";
     const Tensor& weights = c.result->layers[static_cast<std::size_t>(c.layer)].weights;

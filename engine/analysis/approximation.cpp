@@ -1,0 +1,132 @@
+#include "analysis/approximation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace attnlab {
+namespace {
+
+// The k largest entries of row[0..n) (ties to the lower index), ascending by index, in O(n·k).
+void top_k(const float* row, std::int64_t n, int k, std::vector<std::int64_t>& index) {
+  index.clear();
+  for (std::int64_t j = 0; j < n; ++j) {
+    if (static_cast<int>(index.size()) == k) {
+      // index holds the current top k sorted by (value desc, index asc); the last is the weakest.
+      const std::int64_t weakest = index.back();
+      if (!(row[j] > row[weakest])) continue;  // equal values keep the lower index already held
+      index.pop_back();
+    }
+    auto at = index.begin();
+    while (at != index.end() && (row[*at] > row[j] || (row[*at] == row[j] && *at < j))) ++at;
+    index.insert(at, j);
+  }
+  std::sort(index.begin(), index.end());
+}
+
+// Sums over the rows of one head, combined into metrics afterwards.
+struct HeadSums {
+  double diff = 0, norm = 0, kl = 0, overlap = 0;
+  std::int64_t rows = 0;
+};
+
+HeadSums head_sums(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights, const Tensor& out,
+                   int k, std::int64_t h) {
+  const std::int64_t Lq = weights.dim(1), Lk = weights.dim(2);
+  HeadSums s;
+  const auto e_out = exact_out.matrix(h), a_out = out.matrix(h);
+  s.diff = (a_out - e_out).cast<double>().squaredNorm();
+  s.norm = e_out.cast<double>().squaredNorm();
+  std::vector<std::int64_t> exact_top, approx_top, common;
+  Eigen::ArrayXf p(Lk), q(Lk);
+  for (std::int64_t i = 0; i < Lq; ++i) {
+    const Eigen::Map<const Eigen::ArrayXf> e(exact_weights.data() + (h * Lq + i) * Lk, Lk);
+    const Eigen::Map<const Eigen::ArrayXf> a(weights.data() + (h * Lq + i) * Lk, Lk);
+    const double exact_mass = e.cast<double>().sum();
+    if (exact_mass <= 0.0) continue;  // a query that sees no key exactly: nothing to compare
+    const double approx_mass = a.max(0.0f).cast<double>().sum();
+    p = e / static_cast<float>(exact_mass);
+    q = approx_mass > 0.0 ? (a.max(0.0f) / static_cast<float>(approx_mass)).eval() : Eigen::ArrayXf::Zero(Lk).eval();
+    q = q.max(static_cast<float>(kKlFloor));
+    // Σ p log(p/q) over p > 0, vectorised; p = 0 terms contribute 0.
+    s.kl += (p > 0.0f).select(p * (p.max(1e-38f) / q).log(), 0.0f).cast<double>().sum();
+    top_k(e.data(), Lk, k, exact_top);
+    top_k(a.data(), Lk, k, approx_top);
+    common.clear();
+    std::set_intersection(exact_top.begin(), exact_top.end(), approx_top.begin(), approx_top.end(),
+                          std::back_inserter(common));
+    s.overlap += static_cast<double>(common.size()) / k;
+    ++s.rows;
+  }
+  return s;
+}
+
+ApproximationMetrics metrics_from(const HeadSums& s, int k) {
+  ApproximationMetrics m;
+  m.topk = k;
+  m.rows = s.rows;
+  m.rel_output_error = s.norm > 0.0 ? std::sqrt(s.diff / s.norm) : std::sqrt(s.diff);
+  if (s.rows > 0) {
+    m.mean_row_kl = s.kl / static_cast<double>(s.rows);
+    m.topk_overlap = s.overlap / static_cast<double>(s.rows);
+  }
+  return m;
+}
+
+void check_shapes(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights, const Tensor& out) {
+  if (exact_weights.shape() != weights.shape() || exact_out.shape() != out.shape() || exact_weights.rank() != 3 ||
+      exact_out.rank() != 3 || exact_weights.dim(0) != exact_out.dim(0) || exact_weights.dim(1) != exact_out.dim(1)) {
+    throw ShapeError("cannot compare attention of shapes weights " + weights.shape_string() + " / exact " +
+                     exact_weights.shape_string() + ", outputs " + out.shape_string() + " / exact " +
+                     exact_out.shape_string());
+  }
+}
+
+int effective_k(int topk, std::int64_t keys) { return static_cast<int>(std::min<std::int64_t>(std::max(topk, 1), keys)); }
+
+}  // namespace
+
+nlohmann::json ApproximationMetrics::to_json() const {
+  return nlohmann::json{{"rel_output_error", rel_output_error},
+                        {"mean_row_kl", mean_row_kl},
+                        {"topk_overlap", topk_overlap},
+                        {"topk", topk},
+                        {"rows", rows}};
+}
+
+ApproximationMetrics compare_attention(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights,
+                                       const Tensor& out, int topk, int head) {
+  check_shapes(exact_weights, exact_out, weights, out);
+  const std::int64_t H = weights.dim(0);
+  if (head >= H) throw ShapeError("head " + std::to_string(head) + " does not exist; heads 0.." + std::to_string(H - 1));
+  const int k = effective_k(topk, weights.dim(2));
+  if (head >= 0) return metrics_from(head_sums(exact_weights, exact_out, weights, out, k, head), k);
+  return compare_attention_by_head(exact_weights, exact_out, weights, out, topk).all_heads;
+}
+
+HeadwiseMetrics compare_attention_by_head(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights,
+                                          const Tensor& out, int topk) {
+  check_shapes(exact_weights, exact_out, weights, out);
+  const std::int64_t H = weights.dim(0);
+  const int k = effective_k(topk, weights.dim(2));
+  std::vector<HeadSums> sums(static_cast<std::size_t>(H));
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t h = 0; h < H; ++h) sums[static_cast<std::size_t>(h)] = head_sums(exact_weights, exact_out, weights, out, k, h);
+  HeadwiseMetrics result;
+  HeadSums total;
+  for (const HeadSums& s : sums) {
+    result.per_head.push_back(metrics_from(s, k));
+    total.diff += s.diff;
+    total.norm += s.norm;
+    total.kl += s.kl;
+    total.overlap += s.overlap;
+    total.rows += s.rows;
+  }
+  result.all_heads = metrics_from(total, k);
+  return result;
+}
+
+}  // namespace attnlab
