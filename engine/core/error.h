@@ -44,6 +44,12 @@ class ResourceError : public Error {
   using Error::Error;
 };
 
+// The GPU was asked for where there is none, or a CUDA call failed (the message names it).
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The caller asked the computation to stop (newer request, user pressed cancel).
 class CancelledError : public Error {
  public:

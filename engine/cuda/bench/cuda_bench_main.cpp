@@ -1,0 +1,208 @@
+// attnlab-cuda-bench: times the CUDA kernels alone (CUDA events around the launches, median of
+// several runs after a warm-up, inputs in device memory, several input sets rotated so the
+// 50 MB L2 cache does not hold them) and prints a table, plus JSON for
+// engine/cuda/bench/torch_reference.py, which times PyTorch on the same shapes and prints the
+// ratios. Not a test: nothing here passes or fails.
+//
+//   exact attention (flash):  fp16/bf16 tensor cores and fp32, d 64/128, causal or not,
+//                             L = 1k … 32k, batch·heads = max(1, 16k/L)·(2048/d) as in the
+//                             FlashAttention papers' benchmarks; TFLOP/s counts 4·BH·L²·d (half causal)
+//   linear attention (elu+1):  fp32, d 64, 8 heads, L = 1k … 64k, causal and not
+//   long sequences:           the longest lengths tried for each, one head, d = 64
+//
+// Usage: attnlab-cuda-bench [--quick] [--json OUT.json]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/kernels.h"
+
+using attnlab::cuda::AttentionDims;
+using attnlab::cuda::DType;
+using attnlab::cuda::check;
+
+namespace {
+
+struct Buffer {
+  void* p = nullptr;
+  explicit Buffer(std::size_t bytes) { check(cudaMalloc(&p, std::max<std::size_t>(bytes, 16)), "cudaMalloc"); }
+  ~Buffer() { cudaFree(p); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  template <typename T = void>
+  T* get() const {
+    return static_cast<T*>(p);
+  }
+};
+
+// Normal(0, 1) float32 data, converted on the device to the kernel's type.
+void fill_random(void* dst, DType type, std::size_t n, unsigned seed) {
+  std::vector<float> host(n);
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& x : host) x = normal(gen);
+  Buffer tmp(n * 4);
+  check(cudaMemcpy(tmp.get(), host.data(), n * 4, cudaMemcpyHostToDevice), "upload");
+  attnlab::cuda::convert_from_f32(type, tmp.get<float>(), dst, n, nullptr);
+  check(cudaDeviceSynchronize(), "conversion");
+}
+
+std::size_t elem_size(DType t) { return t == DType::F32 ? 4 : 2; }
+const char* type_name(DType t) { return t == DType::F32 ? "fp32" : t == DType::F16 ? "fp16" : "bf16"; }
+
+// Median, min, max in ms of `repeats` runs of f (after one warm-up), each timed by events.
+template <typename F>
+std::vector<double> time_runs(int repeats, F&& f) {
+  cudaEvent_t a, b;
+  check(cudaEventCreate(&a), "event");
+  check(cudaEventCreate(&b), "event");
+  f(0);
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    check(cudaEventRecord(a), "event");
+    f(r + 1);
+    check(cudaEventRecord(b), "event");
+    check(cudaEventSynchronize(b), "run");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, a, b), "elapsed");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front(), ms.back()};
+}
+
+nlohmann::json bench_flash(DType type, int d, bool causal, int L, int warps, int repeats, int heads_override = 0) {
+  const int bh = heads_override ? heads_override : std::max(1, 16384 / L) * (2048 / d);
+  AttentionDims dims;
+  dims.heads = bh;
+  dims.lq = dims.lk = L;
+  dims.d = d;
+  const std::size_t n = static_cast<std::size_t>(bh) * L * d, bytes = n * elem_size(type);
+  // Enough input sets that together they exceed the L2 cache (50 MB) twice.
+  const int sets = static_cast<int>(std::clamp<std::size_t>(100u * 1024 * 1024 / (3 * bytes) + 1, 1, 4));
+  std::vector<std::unique_ptr<Buffer>> q, k, v;
+  for (int s = 0; s < sets; ++s) {
+    q.push_back(std::make_unique<Buffer>(bytes));
+    k.push_back(std::make_unique<Buffer>(bytes));
+    v.push_back(std::make_unique<Buffer>(bytes));
+    fill_random(q.back()->get(), type, n, 100 + 3 * s);
+    fill_random(k.back()->get(), type, n, 101 + 3 * s);
+    fill_random(v.back()->get(), type, n, 102 + 3 * s);
+  }
+  Buffer out(bytes), lse(static_cast<std::size_t>(bh) * L * 4);
+  const auto t = time_runs(repeats, [&](int r) {
+    const int s = r % sets;
+    attnlab::cuda::flash_attention_forward(type, q[s]->get(), k[s]->get(), v[s]->get(), out.get(), lse.get<float>(),
+                                           dims, causal, nullptr, warps);
+  });
+  const double flops = 4.0 * bh * static_cast<double>(L) * L * d * (causal ? 0.5 : 1.0);
+  nlohmann::json row{{"kernel", "flash"}, {"dtype", type_name(type)}, {"d", d},          {"causal", causal},
+                     {"length", L},       {"batch_heads", bh},       {"warps", warps},  {"median_ms", t[0]},
+                     {"min_ms", t[1]},    {"max_ms", t[2]},          {"tflops", flops / (t[0] * 1e9)}};
+  std::printf("flash   %-4s d=%-3d %-6s L=%-7d BH=%-5d warps=%d  %9.3f ms  (min %.3f, max %.3f)  %7.1f TFLOP/s\n",
+              type_name(type), d, causal ? "causal" : "full", L, bh, warps, t[0], t[1], t[2], flops / (t[0] * 1e9));
+  std::fflush(stdout);
+  return row;
+}
+
+nlohmann::json bench_linear(int d, bool causal, int L, int heads, int repeats) {
+  AttentionDims dims;
+  dims.heads = heads;
+  dims.lq = dims.lk = L;
+  dims.d = d;
+  const std::size_t n = static_cast<std::size_t>(heads) * L * d;
+  Buffer q(n * 4), k(n * 4), v(n * 4), out(n * 4);
+  fill_random(q.get(), DType::F32, n, 7);
+  fill_random(k.get(), DType::F32, n, 8);
+  fill_random(v.get(), DType::F32, n, 9);
+  const std::size_t ws = attnlab::cuda::linear_attention_workspace_bytes(dims);
+  Buffer workspace(ws);
+  const auto t = time_runs(repeats, [&](int) {
+    attnlab::cuda::linear_attention_forward(q.get<float>(), k.get<float>(), v.get<float>(), out.get<float>(),
+                                            workspace.get(), dims, causal, 1e-6f, nullptr);
+  });
+  // Bytes that must move: q, k, v read, out written (the state traffic is extra).
+  const double gbps = 4.0 * n * 4 / (t[0] * 1e6);
+  nlohmann::json row{{"kernel", "linear"}, {"dtype", "fp32"},  {"d", d},           {"causal", causal},
+                     {"length", L},        {"heads", heads},   {"median_ms", t[0]}, {"min_ms", t[1]},
+                     {"max_ms", t[2]},     {"workspace_bytes", ws}, {"io_gbps", gbps}};
+  std::printf("linear  fp32 d=%-3d %-6s L=%-9d H=%-3d   %9.3f ms  (min %.3f, max %.3f)  q,k,v,out at %.0f GB/s, "
+              "workspace %.1f MiB\n",
+              d, causal ? "causal" : "full", L, heads, t[0], t[1], t[2], gbps, ws / 1048576.0);
+  std::fflush(stdout);
+  return row;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) {
+      quick = true;
+    } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: attnlab-cuda-bench [--quick] [--json OUT.json]\n");
+      return 2;
+    }
+  }
+  try {
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "reading the device");
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    std::printf("device: %s, %d SMs, %.1f GiB, L2 %.0f MB, driver %d, runtime %d\n", prop.name,
+                prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, prop.l2CacheSize / 1e6, driver, runtime);
+    nlohmann::json report;
+    report["device"] = {{"name", prop.name}, {"sms", prop.multiProcessorCount}, {"memory_bytes", prop.totalGlobalMem},
+                        {"driver", driver}, {"runtime", runtime}};
+    nlohmann::json rows = nlohmann::json::array();
+    const int repeats = quick ? 5 : 20;
+    const std::vector<int> lengths = quick ? std::vector<int>{1024, 4096} : std::vector<int>{1024, 2048, 4096, 8192, 16384, 32768};
+
+    for (DType type : {DType::BF16, DType::F16})
+      for (int d : {64, 128})
+        for (bool causal : {false, true})
+          for (int L : lengths)
+            for (int warps : {4, 8}) {
+              if (type == DType::F16 && warps == 8) continue;  // fp16 runs the same code as bf16; default warps only
+              rows.push_back(bench_flash(type, d, causal, L, warps, repeats));
+            }
+    for (int L : {1024, 4096, 16384}) rows.push_back(bench_flash(DType::F32, 64, false, L, 0, quick ? 3 : 5));
+
+    for (bool causal : {true, false})
+      for (int L : {1024, 4096, 16384, 65536}) rows.push_back(bench_linear(64, causal, L, 8, repeats));
+
+    if (!quick) {
+      std::printf("-- long sequences, one head, d = 64 --\n");
+      for (int L : {131072, 262144, 524288, 1048576})
+        rows.push_back(bench_flash(DType::BF16, 64, true, L, 0, 2, 1));
+      for (int L : {1 << 20, 1 << 22, 1 << 24}) rows.push_back(bench_linear(64, true, L, 1, 3));
+    }
+    report["rows"] = rows;
+    if (!json_path.empty()) {
+      std::ofstream(json_path) << report.dump(1) << "\n";
+      std::printf("wrote %s\n", json_path.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attnlab-cuda-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,26 @@
+// The GPU API in a build without a CUDA compiler: the same functions, each a clear error.
+#include "cuda/gpu_attention.h"
+
+namespace attnlab::gpu {
+namespace {
+
+constexpr const char* kWhy = "this AttnLab was built without CUDA (no nvcc was found at configure time)";
+
+[[noreturn]] void unavailable() { throw DeviceError(std::string("no GPU to run on: ") + kWhy); }
+
+}  // namespace
+
+bool gpu_available(std::string* why_not) {
+  if (why_not) *why_not = kWhy;
+  return false;
+}
+
+SoftmaxAttentionResult softmax_attention(const Tensor&, const Tensor&, const Tensor&, const SoftmaxAttentionOptions&) {
+  unavailable();
+}
+
+LinearAttentionResult linear_attention(const Tensor&, const Tensor&, const Tensor&, bool, float) { unavailable(); }
+
+Tensor matmul(const Tensor&, const Tensor&) { unavailable(); }
+
+}  // namespace attnlab::gpu

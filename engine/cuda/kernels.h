@@ -1,0 +1,53 @@
+// Device-level entry points of the CUDA kernels: pointers are device memory, launches go on
+// `stream`, nothing is copied or synchronised. gpu_attention.cu wraps them for host tensors; the
+// GPU benchmark (app/cuda_bench_main.cu) calls them directly so that it times kernels alone.
+//
+// Layouts (row-major, contiguous; a batch folds into H):
+//   q [H, Lq, D]   k [H, Lk, D]   v [H, Lk, D]   out [H, Lq, D]   lse [H, Lq]   weights [H, Lq, Lk]
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace attnlab::cuda {
+
+enum class DType { F32, F16, BF16 };
+
+struct AttentionDims {
+  int heads = 1;
+  int lq = 0;
+  int lk = 0;
+  int d = 64;  // head dim of q, k and v (dv == d)
+};
+
+// Throws attnlab::DeviceError naming `what` and the CUDA error when `status` is not success.
+void check(cudaError_t status, const char* what);
+// Checks the last launch (cudaGetLastError).
+void check_launch(const char* kernel);
+
+// Flash-attention forward: out = softmax(q kᵀ/√d) v, row log-sum-exp in `lse` (may be null).
+// F32: d in {32, 64, 128}, CUDA cores. F16/BF16: d in {64, 128}, tensor cores (mma.sync
+// m16n8k16, float32 accumulation), out in the input type; `warps` per block 4 or 8 (0 = the
+// default, for the benchmark's comparison). Causal needs lq == lk.
+void flash_attention_forward(DType type, const void* q, const void* k, const void* v, void* out, float* lse,
+                             const AttentionDims& dims, bool causal, cudaStream_t stream, int warps = 0);
+
+// Dense weights from the row log-sum-exp of the forward: w_ij = exp(q_i·k_j/√d − lse_i), 0
+// where masked. float32 output [H, Lq, Lk].
+void attention_weights(DType type, const void* q, const void* k, const float* lse, float* weights,
+                       const AttentionDims& dims, bool causal, cudaStream_t stream);
+
+// Chunked linear attention with φ = elu + 1, float32. `workspace` must hold
+// linear_attention_workspace_bytes(dims) bytes.
+std::size_t linear_attention_workspace_bytes(const AttentionDims& dims);
+void linear_attention_forward(const float* q, const float* k, const float* v, float* out, void* workspace,
+                              const AttentionDims& dims, bool causal, float eps, cudaStream_t stream);
+
+// Elementwise float32 -> f16/bf16 on the device (n elements).
+void convert_from_f32(DType type, const float* src, void* dst, std::size_t n, cudaStream_t stream);
+// And back: f16/bf16 -> float32.
+void convert_to_f32(DType type, const void* src, float* dst, std::size_t n, cudaStream_t stream);
+
+}  // namespace attnlab::cuda
