@@ -137,6 +137,7 @@ nlohmann::json BigBirdExtras::to_json() const {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr std::int64_t kMaxWindowBlocks = 1023;
 
 struct KeyBlock {
   std::int64_t block;
@@ -284,7 +285,6 @@ class BigBirdAttention final : public Attention {
 
  private:
   static constexpr std::int64_t kMaxBlockSize = 512;
-  static constexpr std::int64_t kMaxWindowBlocks = 1023;
   static constexpr std::int64_t kMaxGlobalBlocks = 64;
   static constexpr std::int64_t kMaxRandomBlocks = 64;
   // Keys per chunk of the fast path: the default pattern at block 64, (3 + 2 + 3)·64, in one.
@@ -295,22 +295,7 @@ class BigBirdAttention final : public Attention {
       throw ShapeError("bigbird is block-sparse self-attention and needs as many queries as keys; got q " +
                        in.q.shape_string() + ", k " + in.k.shape_string());
     }
-    const Params& p = *in.params;
-    BigBirdLayout layout;
-    layout.length = in.q.dim(1);
-    layout.window_blocks = p.get_int("window_blocks");
-    if (layout.window_blocks % 2 == 0) {
-      throw ParamError("window_blocks=" + std::to_string(layout.window_blocks) +
-                       " is not allowed; window_blocks: an odd integer in [1, " + std::to_string(kMaxWindowBlocks) +
-                       "] (the window is centred on the query block)");
-    }
-    const std::int64_t requested = p.get_int("block_size");
-    layout.block_size = requested == 0 ? bigbird_auto_block_size(layout.length) : requested;
-    layout.n_blocks = (layout.length + layout.block_size - 1) / layout.block_size;
-    layout.global_blocks = p.get_int("global_blocks");
-    layout.random_blocks = p.get_int("random_blocks");
-    layout.causal = in.causal;
-    return layout;
+    return bigbird_layout(*in.params, in.q.dim(1), in.causal);
   }
 
   // For each head and query block: its visible key blocks, taken in chunks of at most
@@ -484,6 +469,39 @@ class BigBirdAttention final : public Attention {
 };
 
 }  // namespace
+
+BigBirdLayout bigbird_layout(const Params& p, std::int64_t length, bool causal) {
+  BigBirdLayout layout;
+  layout.length = length;
+  layout.window_blocks = p.get_int("window_blocks");
+  if (layout.window_blocks % 2 == 0) {
+    throw ParamError("window_blocks=" + std::to_string(layout.window_blocks) +
+                     " is not allowed; window_blocks: an odd integer in [1, " + std::to_string(kMaxWindowBlocks) +
+                     "] (the window is centred on the query block)");
+  }
+  const std::int64_t requested = p.get_int("block_size");
+  layout.block_size = requested == 0 ? bigbird_auto_block_size(layout.length) : requested;
+  layout.n_blocks = (layout.length + layout.block_size - 1) / layout.block_size;
+  layout.global_blocks = p.get_int("global_blocks");
+  layout.random_blocks = p.get_int("random_blocks");
+  layout.causal = causal;
+  return layout;
+}
+
+BigBirdBlockLists bigbird_block_lists(const BigBirdLayout& layout, std::int64_t heads, std::uint64_t seed) {
+  BigBirdBlockLists lists;
+  lists.offsets.reserve(static_cast<std::size_t>(heads * layout.n_blocks + 1));
+  lists.offsets.push_back(0);
+  std::vector<KeyBlock> row;
+  std::vector<std::int64_t> scratch;
+  for (std::int64_t h = 0; h < heads; ++h)
+    for (std::int64_t qb = 0; qb < layout.n_blocks; ++qb) {
+      row_pattern(layout, seed, h, qb, row, scratch);
+      for (const KeyBlock& b : row) lists.blocks.push_back(static_cast<std::int32_t>(b.block));
+      lists.offsets.push_back(static_cast<std::int32_t>(lists.blocks.size()));
+    }
+  return lists;
+}
 
 std::unique_ptr<Attention> make_bigbird_attention() { return std::make_unique<BigBirdAttention>(); }
 

@@ -48,6 +48,19 @@ struct BigBirdLayout {
   bool is_global(std::int64_t block) const { return block < global_blocks || block >= n_blocks - global_blocks; }
 };
 
+// The layout of `length` tokens under the variant's params (block_size 0 = auto); throws
+// ParamError for an even window as the variant does.
+BigBirdLayout bigbird_layout(const Params& params, std::int64_t length, bool causal);
+
+// The visible key blocks of every (head, query block) in increasing block order, as compressed
+// lists: the blocks of query block qb in head h are blocks[offsets[h·nb + qb] ..
+// offsets[h·nb + qb + 1]). The same draw as the variant's (for the GPU's block-sparse kernel).
+struct BigBirdBlockLists {
+  std::vector<std::int32_t> offsets;  // [H·nb + 1]
+  std::vector<std::int32_t> blocks;
+};
+BigBirdBlockLists bigbird_block_lists(const BigBirdLayout& layout, std::int64_t heads, std::uint64_t seed);
+
 class BigBirdExtras final : public TraceExtras {
  public:
   static constexpr int kMaxReceptiveLayers = 4;

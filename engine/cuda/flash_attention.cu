@@ -118,7 +118,9 @@ template <typename T, int D, int kWarps>
 __global__ void __launch_bounds__(32 * kWarps) flash_tc_kernel(const T* __restrict__ Q, const T* __restrict__ K,
                                                                const T* __restrict__ V, T* __restrict__ O,
                                                                float* __restrict__ lse_out, int Lq, int Lk,
-                                                               float scale_log2, int causal) {
+                                                               float scale_log2, int causal,
+                                                               const int* __restrict__ block_offsets,
+                                                               const int* __restrict__ block_ids) {
   constexpr int Br = 16 * kWarps;
   constexpr int S = D + 8;         // shared row stride in elements (16 bytes of padding)
   constexpr int kThreads = 32 * kWarps;
@@ -145,12 +147,20 @@ __global__ void __launch_bounds__(32 * kWarps) flash_tc_kernel(const T* __restri
     }
   };
 
-  int key_blocks = (Lk + kBc - 1) / kBc;
+  // The key blocks to visit: 0 .. up to the diagonal, or the block-sparse list of this query block.
+  int key_blocks = (Lk + kBc - 1) / kBc, list = 0;
   if (causal) key_blocks = min(key_blocks, (q0 + Br - 1) / kBc + 1);
+  if (block_ids) {
+    list = block_offsets[h * gridDim.x + qb];
+    key_blocks = block_offsets[h * gridDim.x + qb + 1] - list;
+  }
+  const auto key_block = [&](int it) { return block_ids ? block_ids[list + it] : it; };
 
   load_rows(sQ, Qh, q0, Br, Lq);
-  load_rows(sK, Kh, 0, kBc, Lk);
-  load_rows(sV, Vh, 0, kBc, Lk);
+  if (key_blocks > 0) {
+    load_rows(sK, Kh, key_block(0) * kBc, kBc, Lk);
+    load_rows(sV, Vh, key_block(0) * kBc, kBc, Lk);
+  }
   cp_async_commit();
 
   std::uint32_t qf[D / 16][4];
@@ -163,18 +173,22 @@ __global__ void __launch_bounds__(32 * kWarps) flash_tc_kernel(const T* __restri
   const int lrow = lane % 8, lmat = lane / 8;  // ldmatrix: row within a matrix, matrix index
   const int row_a = q0 + warp * 16 + lane / 4;  // this thread's two rows: row_a and row_a + 8
 
-  for (int kb = 0; kb < key_blocks; ++kb) {
-    const int stage = kb & 1;
-    if (kb + 1 < key_blocks) {
-      load_rows(sK + (stage ^ 1) * kBc * S, Kh, (kb + 1) * kBc, kBc, Lk);
-      load_rows(sV + (stage ^ 1) * kBc * S, Vh, (kb + 1) * kBc, kBc, Lk);
+  if (key_blocks == 0) {  // nothing visible: the q tile still arrives before the fragments are read
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+  for (int it = 0; it < key_blocks; ++it) {
+    const int stage = it & 1, kb = key_block(it);
+    if (it + 1 < key_blocks) {
+      load_rows(sK + (stage ^ 1) * kBc * S, Kh, key_block(it + 1) * kBc, kBc, Lk);
+      load_rows(sV + (stage ^ 1) * kBc * S, Vh, key_block(it + 1) * kBc, kBc, Lk);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (kb == 0) {
+    if (it == 0) {
 #pragma unroll
       for (int ks = 0; ks < D / 16; ++ks)
         ldmatrix_x4(qf[ks], sQ + (warp * 16 + (lane % 16)) * S + ks * 16 + (lane / 16) * 8);
@@ -289,7 +303,9 @@ template <int D>
 __global__ void __launch_bounds__(kF32Threads) flash_f32_kernel(const float* __restrict__ Q, const float* __restrict__ K,
                                                                 const float* __restrict__ V, float* __restrict__ O,
                                                                 float* __restrict__ lse_out, int Lq, int Lk,
-                                                                float scale_log2, int causal) {
+                                                                float scale_log2, int causal,
+                                                                const int* __restrict__ block_offsets,
+                                                                const int* __restrict__ block_ids) {
   constexpr int P = kF32Rows + 4;  // stride of the transposed q/k tiles
   constexpr int SV = D + 4;
   constexpr int SP = kBc + 4;
@@ -324,11 +340,15 @@ __global__ void __launch_bounds__(kF32Threads) flash_f32_kernel(const float* __r
   float row_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
   float row_sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 
-  int key_blocks = (Lk + kBc - 1) / kBc;
+  int key_blocks = (Lk + kBc - 1) / kBc, list = 0;
   if (causal) key_blocks = min(key_blocks, (q0 + kF32Rows - 1) / kBc + 1);
+  if (block_ids) {
+    list = block_offsets[h * gridDim.x + qb];
+    key_blocks = block_offsets[h * gridDim.x + qb + 1] - list;
+  }
 
-  for (int kb = 0; kb < key_blocks; ++kb) {
-    const int k0 = kb * kBc;
+  for (int it = 0; it < key_blocks; ++it) {
+    const int k0 = (block_ids ? block_ids[list + it] : it) * kBc;
     __syncthreads();  // the previous block's k, v and p are consumed
     for (int e = tid; e < kBc * D; e += kF32Threads) {
       const int r = e / D, c = e % D, g = k0 + r;
@@ -475,7 +495,7 @@ __global__ void weights_kernel(const T* __restrict__ Q, const T* __restrict__ K,
 
 template <typename T, int D, int kWarps>
 void launch_tc(const void* q, const void* k, const void* v, void* out, float* lse, const AttentionDims& dims,
-               bool causal, cudaStream_t stream) {
+               bool causal, const BlockList* blocks, cudaStream_t stream) {
   constexpr int bytes = tc_shared_bytes<D, kWarps>();
   const auto kernel = flash_tc_kernel<T, D, kWarps>;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
@@ -484,13 +504,14 @@ void launch_tc(const void* q, const void* k, const void* v, void* out, float* ls
   const float scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
   kernel<<<grid, 32 * kWarps, bytes, stream>>>(static_cast<const T*>(q), static_cast<const T*>(k),
                                               static_cast<const T*>(v), static_cast<T*>(out), lse, dims.lq, dims.lk,
-                                              scale_log2, causal ? 1 : 0);
+                                              scale_log2, causal ? 1 : 0, blocks ? blocks->offsets : nullptr,
+                                              blocks ? blocks->ids : nullptr);
   check_launch("flash attention (tensor cores)");
 }
 
 template <int D>
 void launch_f32(const void* q, const void* k, const void* v, void* out, float* lse, const AttentionDims& dims,
-                bool causal, cudaStream_t stream) {
+                bool causal, const BlockList* blocks, cudaStream_t stream) {
   constexpr int bytes = f32_shared_bytes<D>();
   const auto kernel = flash_f32_kernel<D>;
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
@@ -499,21 +520,23 @@ void launch_f32(const void* q, const void* k, const void* v, void* out, float* l
   const float scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
   kernel<<<grid, kF32Threads, bytes, stream>>>(static_cast<const float*>(q), static_cast<const float*>(k),
                                                static_cast<const float*>(v), static_cast<float*>(out), lse, dims.lq,
-                                               dims.lk, scale_log2, causal ? 1 : 0);
+                                               dims.lk, scale_log2, causal ? 1 : 0, blocks ? blocks->offsets : nullptr,
+                                               blocks ? blocks->ids : nullptr);
   check_launch("flash attention (float32)");
 }
 
 template <typename T>
 void launch_tc_dim(const void* q, const void* k, const void* v, void* out, float* lse, const AttentionDims& dims,
-                   bool causal, int warps, cudaStream_t stream) {
+                   bool causal, const BlockList* blocks, int warps, cudaStream_t stream) {
   if (warps == 0) warps = 4;  // the default: measured on the H100 against 8 warps (docs/gpu.md)
   if (warps != 4 && warps != 8) throw ParamError("flash attention: warps per block must be 4 or 8");
+  if (blocks && warps != 4) throw ParamError("block-sparse attention: query blocks of 64 rows (4 warps) only");
   if (dims.d == 64)
-    return warps == 4 ? launch_tc<T, 64, 4>(q, k, v, out, lse, dims, causal, stream)
-                      : launch_tc<T, 64, 8>(q, k, v, out, lse, dims, causal, stream);
+    return warps == 4 ? launch_tc<T, 64, 4>(q, k, v, out, lse, dims, causal, blocks, stream)
+                      : launch_tc<T, 64, 8>(q, k, v, out, lse, dims, causal, blocks, stream);
   if (dims.d == 128)
-    return warps == 4 ? launch_tc<T, 128, 4>(q, k, v, out, lse, dims, causal, stream)
-                      : launch_tc<T, 128, 8>(q, k, v, out, lse, dims, causal, stream);
+    return warps == 4 ? launch_tc<T, 128, 4>(q, k, v, out, lse, dims, causal, blocks, stream)
+                      : launch_tc<T, 128, 8>(q, k, v, out, lse, dims, causal, blocks, stream);
   throw ShapeError("head dim " + std::to_string(dims.d) + ": the fp16/bf16 attention kernel takes 64 or 128");
 }
 
@@ -529,16 +552,22 @@ void check_dims(const AttentionDims& dims, bool causal) {
 
 void flash_attention_forward(DType type, const void* q, const void* k, const void* v, void* out, float* lse,
                              const AttentionDims& dims, bool causal, cudaStream_t stream, int warps) {
+  block_sparse_attention_forward(type, q, k, v, out, lse, dims, causal, nullptr, stream, warps);
+}
+
+void block_sparse_attention_forward(DType type, const void* q, const void* k, const void* v, void* out, float* lse,
+                                    const AttentionDims& dims, bool causal, const BlockList* blocks,
+                                    cudaStream_t stream, int warps) {
   check_dims(dims, causal);
   switch (type) {
     case DType::BF16:
-      return launch_tc_dim<__nv_bfloat16>(q, k, v, out, lse, dims, causal, warps, stream);
+      return launch_tc_dim<__nv_bfloat16>(q, k, v, out, lse, dims, causal, blocks, warps, stream);
     case DType::F16:
-      return launch_tc_dim<__half>(q, k, v, out, lse, dims, causal, warps, stream);
+      return launch_tc_dim<__half>(q, k, v, out, lse, dims, causal, blocks, warps, stream);
     case DType::F32:
-      if (dims.d == 32) return launch_f32<32>(q, k, v, out, lse, dims, causal, stream);
-      if (dims.d == 64) return launch_f32<64>(q, k, v, out, lse, dims, causal, stream);
-      if (dims.d == 128) return launch_f32<128>(q, k, v, out, lse, dims, causal, stream);
+      if (dims.d == 32) return launch_f32<32>(q, k, v, out, lse, dims, causal, blocks, stream);
+      if (dims.d == 64) return launch_f32<64>(q, k, v, out, lse, dims, causal, blocks, stream);
+      if (dims.d == 128) return launch_f32<128>(q, k, v, out, lse, dims, causal, blocks, stream);
       throw ShapeError("head dim " + std::to_string(dims.d) + ": the float32 attention kernel takes 32, 64 or 128");
   }
 }

@@ -6,8 +6,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <string>
 
+#include "attention/bigbird.h"
+#include "attention/reformer_lsh.h"
 #include "core/error.h"
 #include "cuda/cuda_device.h"
 #include "cuda/kernels.h"
@@ -112,8 +115,11 @@ bool gpu_available(std::string* why_not) {
   return query.available;
 }
 
-SoftmaxAttentionResult softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                         const SoftmaxAttentionOptions& options) {
+namespace {
+
+// Exact attention, dense or over the key blocks of `lists` (BigBird's CSR lists, 64-token blocks).
+SoftmaxAttentionResult run_flash(const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const SoftmaxAttentionOptions& options, const BigBirdBlockLists* lists) {
   const cuda::AttentionDims dims = dims_of(q, k, v, "softmax attention");
   require_device();
   const cuda::DType type = dtype_of(options.precision);
@@ -139,8 +145,22 @@ SoftmaxAttentionResult softmax_attention(const Tensor& q, const Tensor& k, const
   const void* vd = f32 ? v32.get() : vt.get();
   Event start, stop;
   check(cudaEventRecord(start.get()), "recording an event");
-  cuda::flash_attention_forward(type, qd, kd, vd, f32 ? out32.get() : outt.get(), lse.get<float>(), dims,
-                                options.causal, nullptr);
+  DeviceBuffer offsets(lists ? lists->offsets.size() * sizeof(std::int32_t) : 0),
+      ids(lists ? std::max<std::size_t>(1, lists->blocks.size()) * sizeof(std::int32_t) : 0);
+  cuda::BlockList blocks;
+  if (lists) {
+    check(cudaMemcpy(offsets.get(), lists->offsets.data(), lists->offsets.size() * sizeof(std::int32_t),
+                     cudaMemcpyHostToDevice),
+          "copying the block lists");
+    if (!lists->blocks.empty())
+      check(cudaMemcpy(ids.get(), lists->blocks.data(), lists->blocks.size() * sizeof(std::int32_t),
+                       cudaMemcpyHostToDevice),
+            "copying the block lists");
+    blocks.offsets = offsets.get<int>();
+    blocks.ids = ids.get<int>();
+  }
+  cuda::block_sparse_attention_forward(type, qd, kd, vd, f32 ? out32.get() : outt.get(), lse.get<float>(), dims,
+                                       options.causal, lists ? &blocks : nullptr, nullptr);
   if (options.want_weights)
     cuda::attention_weights(type, qd, kd, lse.get<float>(), weights.get<float>(), dims, options.causal, nullptr);
   check(cudaEventRecord(stop.get()), "recording an event");
@@ -159,6 +179,27 @@ SoftmaxAttentionResult softmax_attention(const Tensor& q, const Tensor& k, const
     download(weights, result.weights);
   }
   return result;
+}
+
+}  // namespace
+
+SoftmaxAttentionResult softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const SoftmaxAttentionOptions& options) {
+  return run_flash(q, k, v, options, nullptr);
+}
+
+SoftmaxAttentionResult bigbird_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Params& params,
+                                         std::uint64_t seed, const SoftmaxAttentionOptions& options) {
+  if (q.rank() != 3 || k.rank() != 3 || q.dim(1) != k.dim(1))
+    throw ShapeError("bigbird on the GPU is self-attention: q " + q.shape_string() + ", k " + k.shape_string());
+  if (options.want_weights)
+    throw ParamError("bigbird on the GPU: dense weights are not produced (the CPU variant traces them)");
+  const BigBirdLayout layout = bigbird_layout(params, q.dim(1), options.causal);
+  if (layout.block_size != cuda::kBlockRows)
+    throw ParamError("bigbird on the GPU needs block_size=" + std::to_string(cuda::kBlockRows) + " (its tile); got " +
+                     std::to_string(layout.block_size));
+  const BigBirdBlockLists lists = bigbird_block_lists(layout, q.dim(0), seed);
+  return run_flash(q, k, v, options, &lists);
 }
 
 LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, float eps) {
@@ -182,6 +223,49 @@ LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const T
   result.kernel_ms = ms;
   result.out = Tensor::uninitialized({dims.heads, dims.lq, dims.d});
   download(out, result.out);
+  return result;
+}
+
+LshAttentionResult reformer_lsh_attention(const Tensor& q, const Tensor& v, const Params& params, std::uint64_t seed,
+                                          bool causal) {
+  const cuda::AttentionDims dims = dims_of(q, q, v, "reformer_lsh attention");
+  if (!params.get_bool("shared_qk"))
+    throw ParamError("reformer_lsh on the GPU: shared_qk=false is not supported there (the CPU variant has it)");
+  if (params.get_bool("dedup"))
+    throw ParamError("reformer_lsh on the GPU: dedup=true is not supported there (the CPU variant has it)");
+  const LshGeometry g = resolve_lsh_geometry(params, q.dim(1));
+  require_device();
+  const Tensor rotations = lsh_rotations(seed, q.dim(0), g.n_hashes, q.dim(2), g.n_buckets);
+  cuda::LshDims ld;
+  ld.heads = dims.heads;
+  ld.length = dims.lq;
+  ld.d = dims.d;
+  ld.n_hashes = static_cast<int>(g.n_hashes);
+  ld.n_buckets = static_cast<int>(g.n_buckets);
+  ld.bucket_size = static_cast<int>(g.chunk_size);
+  ld.chunks_before = static_cast<int>(g.chunks_before);
+  const std::size_t n = static_cast<std::size_t>(q.size());
+  DeviceBuffer qd(n * 4), vd(n * 4), out(n * 4), rot(static_cast<std::size_t>(rotations.size()) * 4),
+      buckets(static_cast<std::size_t>(ld.heads) * ld.n_hashes * ld.length * 4),
+      workspace(cuda::lsh_attention_workspace_bytes(ld));
+  upload(q, qd);
+  upload(v, vd);
+  upload(rotations, rot);
+  Event start, stop;
+  check(cudaEventRecord(start.get()), "recording an event");
+  cuda::lsh_attention_forward(qd.get<float>(), vd.get<float>(), rot.get<float>(), out.get<float>(), buckets.get<int>(),
+                              workspace.get(), ld, causal, nullptr);
+  check(cudaEventRecord(stop.get()), "recording an event");
+  check(cudaEventSynchronize(stop.get()), "running LSH attention");
+  LshAttentionResult result;
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, start.get(), stop.get()), "reading the kernel time");
+  result.kernel_ms = ms;
+  result.out = Tensor::uninitialized({dims.heads, dims.lq, dims.d});
+  download(out, result.out);
+  result.buckets.resize(static_cast<std::size_t>(ld.heads) * ld.n_hashes * ld.length);
+  check(cudaMemcpy(result.buckets.data(), buckets.get(), result.buckets.size() * 4, cudaMemcpyDeviceToHost),
+        "copying the buckets");
   return result;
 }
 

@@ -5,6 +5,8 @@
 //
 // Every kernel has a CPU twin that its tests compare with:
 //   softmax_attention      <-> the `softmax` variant (attention/softmax.cpp)
+//   bigbird_attention      <-> the `bigbird` variant (attention/bigbird.cpp)
+//   reformer_lsh_attention <-> the `reformer_lsh` variant (shared QK, no dedup)
 //   linear_attention       <-> the `linear` variant  (attention/linear.cpp), φ = elu + 1
 //   matmul                 <-> Eigen's GEMM
 //
@@ -15,7 +17,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "attention/params.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -53,6 +57,12 @@ struct SoftmaxAttentionResult {
 SoftmaxAttentionResult softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                          const SoftmaxAttentionOptions& options);
 
+// BigBird (the `bigbird` variant's block pattern for `params` and `seed`: window, global and the
+// same random blocks) on the block-sparse kernel, which visits only the listed 64 × 64 blocks.
+// Needs block_size = 64 (the kernel's tile; ParamError otherwise) and no key padding; no weights.
+SoftmaxAttentionResult bigbird_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Params& params,
+                                         std::uint64_t seed, const SoftmaxAttentionOptions& options);
+
 struct LinearAttentionResult {
   Tensor out;  // [H, Lq, dv]
   double kernel_ms = 0;
@@ -63,6 +73,18 @@ struct LinearAttentionResult {
 // the state before it plus its own masked quadratic part. d, dv <= 128. Memory O(L/64·d·dv).
 LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                                        float eps = 1e-6f);
+
+struct LshAttentionResult {
+  Tensor out;                         // [H, L, dv]
+  std::vector<std::int32_t> buckets;  // [H, n_hashes, L]
+  double kernel_ms = 0;
+};
+
+// Reformer LSH attention with the `reformer_lsh` variant's params and seed (the same rotations,
+// buckets, sort and chunk windows), float32. Shared QK only (keys are the unit-length queries;
+// `k` is not read) and no dedup: ParamError otherwise. d in {32, 64, 128}, dv == d.
+LshAttentionResult reformer_lsh_attention(const Tensor& q, const Tensor& v, const Params& params, std::uint64_t seed,
+                                          bool causal);
 
 // C = A·B through cuBLAS (float32, no TF32): a [M, K], b [K, N] -> [M, N].
 Tensor matmul(const Tensor& a, const Tensor& b);

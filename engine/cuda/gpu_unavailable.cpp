@@ -19,7 +19,16 @@ SoftmaxAttentionResult softmax_attention(const Tensor&, const Tensor&, const Ten
   unavailable();
 }
 
+SoftmaxAttentionResult bigbird_attention(const Tensor&, const Tensor&, const Tensor&, const Params&, std::uint64_t,
+                                         const SoftmaxAttentionOptions&) {
+  unavailable();
+}
+
 LinearAttentionResult linear_attention(const Tensor&, const Tensor&, const Tensor&, bool, float) { unavailable(); }
+
+LshAttentionResult reformer_lsh_attention(const Tensor&, const Tensor&, const Params&, std::uint64_t, bool) {
+  unavailable();
+}
 
 Tensor matmul(const Tensor&, const Tensor&) { unavailable(); }
 

@@ -34,6 +34,18 @@ void check_launch(const char* kernel);
 void flash_attention_forward(DType type, const void* q, const void* k, const void* v, void* out, float* lse,
                              const AttentionDims& dims, bool causal, cudaStream_t stream, int warps = 0);
 
+// Block-sparse attention: the same kernels visiting, for each head h and query block qb (64
+// rows), only the key blocks (64 keys each) ids[offsets[h·nqb + qb] .. offsets[h·nqb + qb + 1]),
+// nqb = ceil(lq / 64); both arrays in device memory. Causal masking still applies inside blocks.
+struct BlockList {
+  const int* offsets = nullptr;  // [H·nqb + 1]
+  const int* ids = nullptr;
+};
+constexpr int kBlockRows = 64;
+void block_sparse_attention_forward(DType type, const void* q, const void* k, const void* v, void* out, float* lse,
+                                    const AttentionDims& dims, bool causal, const BlockList* blocks,
+                                    cudaStream_t stream, int warps = 0);
+
 // Dense weights from the row log-sum-exp of the forward: w_ij = exp(q_i·k_j/√d − lse_i), 0
 // where masked. float32 output [H, Lq, Lk].
 void attention_weights(DType type, const void* q, const void* k, const float* lse, float* weights,
@@ -44,6 +56,21 @@ void attention_weights(DType type, const void* q, const void* k, const float* ls
 std::size_t linear_attention_workspace_bytes(const AttentionDims& dims);
 void linear_attention_forward(const float* q, const float* k, const float* v, float* out, void* workspace,
                               const AttentionDims& dims, bool causal, float eps, cudaStream_t stream);
+
+// Reformer LSH attention with shared QK, float32 (lsh_attention.cu). rotations [H, R, d, n_b/2] as
+// drawn by attnlab::lsh_rotations; buckets [H, R, L] written when not null.
+struct LshDims {
+  int heads = 1;
+  int length = 0;
+  int d = 64;  // 32, 64 or 128
+  int n_hashes = 1;
+  int n_buckets = 2;
+  int bucket_size = 64;
+  int chunks_before = 1;
+};
+std::size_t lsh_attention_workspace_bytes(const LshDims& dims);
+void lsh_attention_forward(const float* q, const float* v, const float* rotations, float* out, int* buckets,
+                           void* workspace, const LshDims& dims, bool causal, cudaStream_t stream);
 
 // Elementwise float32 -> f16/bf16 on the device (n elements).
 void convert_from_f32(DType type, const float* src, void* dst, std::size_t n, cudaStream_t stream);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/reformer_lsh.h"
 #include "attention/registry.h"
 #include "core/error.h"
 #include "cuda/gpu_attention.h"
@@ -104,6 +105,12 @@ class TestCudaKernels : public QObject {
     const std::string m = error_message<DeviceError>([&] { gpu::softmax_attention(t, t, t, {}); });
     QVERIFY2(contains(m, "no GPU to run on"), m.c_str());
     QVERIFY(contains(error_message<DeviceError>([&] { gpu::linear_attention(t, t, t, true); }), "no GPU"));
+    const Params bb = params_of("bigbird", {{"block_size", 64}});
+    QVERIFY(contains(error_message<DeviceError>([&] { gpu::bigbird_attention(t, t, t, bb, 1, {}); }), "no GPU"));
+    QVERIFY(contains(error_message<DeviceError>([&] {
+                       gpu::reformer_lsh_attention(t, t, params_of("reformer_lsh", nlohmann::json::object()), 1, false);
+                     }),
+                     "no GPU"));
     QVERIFY(!error_message<DeviceError>([&] { gpu::matmul(random_tensor({4, 4}, 2), random_tensor({4, 4}, 3)); })
                  .empty());
   }
@@ -250,6 +257,107 @@ class TestCudaKernels : public QObject {
     const Tensor cpu = run_attention(Registry::builtin().get("linear"), in, nullptr);
     const double e = relative_error(got.out, cpu);
     QVERIFY2(e < 1e-5, qPrintable(QString("linear attention differs from the CPU by %1").arg(e)));
+  }
+
+  void bigbird_matches_cpu_data() {
+    QTest::addColumn<int>("length");
+    QTest::addColumn<int>("dim");
+    QTest::addColumn<bool>("causal");
+    QTest::addColumn<int>("random_blocks");
+    QTest::newRow("512 d64") << 512 << 64 << false << 2;
+    QTest::newRow("512 d64 causal") << 512 << 64 << true << 2;
+    QTest::newRow("700 d128 partial block") << 700 << 128 << false << 3;
+    QTest::newRow("1000 d32 causal") << 1000 << 32 << true << 3;
+    QTest::newRow("64 one block") << 64 << 64 << false << 3;
+  }
+
+  // The block-sparse kernel with BigBird's block lists: the CPU `bigbird` variant, same seed.
+  void bigbird_matches_cpu() {
+    if (!have_gpu_) QSKIP(("no GPU: " + why_not_).c_str());
+    QFETCH(int, length);
+    QFETCH(int, dim);
+    QFETCH(bool, causal);
+    QFETCH(int, random_blocks);
+    const Tensor q = random_tensor({2, length, dim}, 51), k = random_tensor({2, length, dim}, 52),
+                 v = random_tensor({2, length, dim}, 53);
+    const Params params = params_of("bigbird", {{"block_size", 64}, {"random_blocks", random_blocks}});
+    const AttentionInput in{q, k, v, causal, nullptr, &params, 7};
+    const Tensor cpu = run_attention(Registry::builtin().get("bigbird"), in, nullptr);
+    gpu::SoftmaxAttentionOptions o;
+    o.causal = causal;
+    const double e = relative_error(gpu::bigbird_attention(q, k, v, params, 7, o).out, cpu);
+    QVERIFY2(e < 2e-6, qPrintable(QString("fp32 differs from the CPU by %1").arg(e)));
+    if (dim == 32) return;  // the tensor-core path takes d 64 and 128
+    o.precision = gpu::Precision::BF16;
+    const double e16 = relative_error(gpu::bigbird_attention(q, k, v, params, 7, o).out, cpu);
+    QVERIFY2(e16 < 2e-2, qPrintable(QString("bf16 differs from the CPU by %1").arg(e16)));
+    // A different seed draws other random blocks: the test can tell patterns apart.
+    if (random_blocks > 0 && length >= 512 && !causal)
+      QVERIFY(relative_error(gpu::bigbird_attention(q, k, v, params, 8, {}).out, cpu) > 1e-3);
+  }
+
+  void bigbird_needs_block_64() {
+    if (!have_gpu_) QSKIP(("no GPU: " + why_not_).c_str());
+    const Tensor q = random_tensor({1, 256, 64}, 1);
+    const Params params = params_of("bigbird", {{"block_size", 32}});
+    QVERIFY(contains(error_message<ParamError>([&] { gpu::bigbird_attention(q, q, q, params, 1, {}); }),
+                     "block_size=64"));
+  }
+
+  void lsh_matches_cpu_data() {
+    QTest::addColumn<int>("length");
+    QTest::addColumn<int>("dim");
+    QTest::addColumn<bool>("causal");
+    QTest::addColumn<int>("hashes");
+    QTest::addColumn<int>("bucket_size");
+    QTest::addColumn<int>("chunks_before");
+    QTest::newRow("300 d64 r2 c32") << 300 << 64 << false << 2 << 32 << 1;
+    QTest::newRow("300 d64 causal") << 300 << 64 << true << 2 << 32 << 1;
+    QTest::newRow("1000 d128 r4") << 1000 << 128 << false << 4 << 64 << 1;
+    QTest::newRow("777 d32 causal r3 cb2") << 777 << 32 << true << 3 << 50 << 2;
+    QTest::newRow("40 one chunk") << 40 << 64 << false << 2 << 64 << 1;
+  }
+
+  // Same rotations ⇒ the same buckets as the CPU's hash, and the `reformer_lsh` output.
+  void lsh_matches_cpu() {
+    if (!have_gpu_) QSKIP(("no GPU: " + why_not_).c_str());
+    QFETCH(int, length);
+    QFETCH(int, dim);
+    QFETCH(bool, causal);
+    QFETCH(int, hashes);
+    QFETCH(int, bucket_size);
+    QFETCH(int, chunks_before);
+    const Tensor q = random_tensor({2, length, dim}, 61), v = random_tensor({2, length, dim}, 63);
+    const Params params = params_of("reformer_lsh", {{"n_hashes", hashes},
+                                                     {"bucket_size", bucket_size},
+                                                     {"chunks_before", chunks_before}});
+    const gpu::LshAttentionResult got = gpu::reformer_lsh_attention(q, v, params, 5, causal);
+    const LshGeometry g = resolve_lsh_geometry(params, length);
+    const Tensor rotations = lsh_rotations(5, 2, g.n_hashes, dim, g.n_buckets);
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < hashes; ++r) {
+        const RowMatrix x = q.matrix(h);
+        const std::vector<std::int32_t> want = lsh_buckets(x, rotations.matrix(h * hashes + r));
+        for (int i = 0; i < length; ++i)
+          QCOMPARE(got.buckets[static_cast<std::size_t>((h * hashes + r) * length + i)], want[static_cast<std::size_t>(i)]);
+      }
+    const AttentionInput in{q, q, v, causal, nullptr, &params, 5};
+    const Tensor cpu = run_attention(Registry::builtin().get("reformer_lsh"), in, nullptr);
+    const double e = relative_error(got.out, cpu);
+    QVERIFY2(e < 1e-5, qPrintable(QString("LSH attention differs from the CPU by %1").arg(e)));
+  }
+
+  void lsh_rejects_what_it_lacks() {
+    if (!have_gpu_) QSKIP(("no GPU: " + why_not_).c_str());
+    const Tensor q = random_tensor({1, 64, 64}, 1);
+    QVERIFY(contains(error_message<ParamError>([&] {
+                       gpu::reformer_lsh_attention(q, q, params_of("reformer_lsh", {{"dedup", true}}), 1, false);
+                     }),
+                     "dedup"));
+    QVERIFY(contains(error_message<ParamError>([&] {
+                       gpu::reformer_lsh_attention(q, q, params_of("reformer_lsh", {{"shared_qk", false}}), 1, false);
+                     }),
+                     "shared_qk"));
   }
 
   void matmul_matches_naive() {

@@ -8,9 +8,11 @@
 //                             L = 1k … 32k, batch·heads = max(1, 16k/L)·(2048/d) as in the
 //                             FlashAttention papers' benchmarks; TFLOP/s counts 4·BH·L²·d (half causal)
 //   linear attention (elu+1):  fp32, d 64, 8 heads, L = 1k … 64k, causal and not
+//   bigbird (block-sparse):    bf16, d 64, 16 heads, block 64, window 3, global 1, random 3
+//   reformer_lsh:             fp32, d 64, 8 heads, 2 hashes, bucket 64, one chunk back
 //   long sequences:           the longest lengths tried for each, one head, d = 64
 //
-// Usage: attnlab-cuda-bench [--quick] [--json OUT.json]
+// Usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long] [--json OUT.json]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -25,6 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "attention/bigbird.h"
+#include "attention/reformer_lsh.h"
+#include "attention/registry.h"
 #include "cuda/kernels.h"
 
 using attnlab::cuda::AttentionDims;
@@ -146,18 +151,92 @@ nlohmann::json bench_linear(int d, bool causal, int L, int heads, int repeats) {
   return row;
 }
 
+
+nlohmann::json bench_bigbird(int L, int heads, int repeats) {
+  const int d = 64;
+  AttentionDims dims;
+  dims.heads = heads;
+  dims.lq = dims.lk = L;
+  dims.d = d;
+  const std::size_t n = static_cast<std::size_t>(heads) * L * d;
+  Buffer q(n * 2), k(n * 2), v(n * 2), out(n * 2), lse(static_cast<std::size_t>(heads) * L * 4);
+  fill_random(q.get(), DType::BF16, n, 11);
+  fill_random(k.get(), DType::BF16, n, 12);
+  fill_random(v.get(), DType::BF16, n, 13);
+  attnlab::Params params(attnlab::Registry::builtin().get("bigbird").spec().params);
+  params.set("block_size", static_cast<std::int64_t>(64));
+  const attnlab::BigBirdLayout layout = attnlab::bigbird_layout(params, L, false);
+  const attnlab::BigBirdBlockLists lists = attnlab::bigbird_block_lists(layout, heads, 1);
+  Buffer offsets(lists.offsets.size() * 4), ids(lists.blocks.size() * 4);
+  check(cudaMemcpy(offsets.get(), lists.offsets.data(), lists.offsets.size() * 4, cudaMemcpyHostToDevice), "upload");
+  check(cudaMemcpy(ids.get(), lists.blocks.data(), lists.blocks.size() * 4, cudaMemcpyHostToDevice), "upload");
+  const attnlab::cuda::BlockList blocks{offsets.get<int>(), ids.get<int>()};
+  const auto t = time_runs(repeats, [&](int) {
+    attnlab::cuda::block_sparse_attention_forward(DType::BF16, q.get(), k.get(), v.get(), out.get(), lse.get<float>(),
+                                                  dims, false, &blocks, nullptr);
+  });
+  const double flops = 4.0 * 64.0 * 64.0 * d * static_cast<double>(lists.blocks.size());
+  nlohmann::json row{{"kernel", "bigbird"}, {"dtype", "bf16"},     {"d", d},           {"causal", false},
+                     {"length", L},         {"heads", heads},      {"median_ms", t[0]}, {"min_ms", t[1]},
+                     {"max_ms", t[2]},      {"tflops", flops / (t[0] * 1e9)},
+                     {"blocks_per_row", static_cast<double>(lists.blocks.size()) / (heads * layout.n_blocks)}};
+  std::printf("bigbird bf16 d=%-3d full   L=%-9d H=%-3d   %9.3f ms  (min %.3f, max %.3f)  %7.1f TFLOP/s on the visited "
+              "blocks\n",
+              d, L, heads, t[0], t[1], t[2], flops / (t[0] * 1e9));
+  std::fflush(stdout);
+  return row;
+}
+
+nlohmann::json bench_lsh(int L, int heads, int repeats) {
+  const int d = 64;
+  attnlab::Params params(attnlab::Registry::builtin().get("reformer_lsh").spec().params);
+  const attnlab::LshGeometry g = attnlab::resolve_lsh_geometry(params, L);
+  attnlab::cuda::LshDims ld;
+  ld.heads = heads;
+  ld.length = L;
+  ld.d = d;
+  ld.n_hashes = static_cast<int>(g.n_hashes);
+  ld.n_buckets = static_cast<int>(g.n_buckets);
+  ld.bucket_size = static_cast<int>(g.chunk_size);
+  ld.chunks_before = static_cast<int>(g.chunks_before);
+  const std::size_t n = static_cast<std::size_t>(heads) * L * d;
+  const std::size_t nrot = static_cast<std::size_t>(heads) * ld.n_hashes * d * (ld.n_buckets / 2);
+  Buffer q(n * 4), v(n * 4), out(n * 4), rot(nrot * 4);
+  fill_random(q.get(), DType::F32, n, 21);
+  fill_random(v.get(), DType::F32, n, 22);
+  fill_random(rot.get(), DType::F32, nrot, 23);
+  const std::size_t ws = attnlab::cuda::lsh_attention_workspace_bytes(ld);
+  Buffer workspace(ws);
+  const auto t = time_runs(repeats, [&](int) {
+    attnlab::cuda::lsh_attention_forward(q.get<float>(), v.get<float>(), rot.get<float>(), out.get<float>(), nullptr,
+                                         workspace.get(), ld, false, nullptr);
+  });
+  nlohmann::json row{{"kernel", "lsh"},  {"dtype", "fp32"}, {"d", d},           {"causal", false},
+                     {"length", L},      {"heads", heads},  {"median_ms", t[0]}, {"min_ms", t[1]},
+                     {"max_ms", t[2]},   {"n_hashes", ld.n_hashes}, {"n_buckets", ld.n_buckets},
+                     {"bucket_size", ld.bucket_size}, {"workspace_bytes", ws}};
+  std::printf("lsh     fp32 d=%-3d full   L=%-9d H=%-3d   %9.3f ms  (min %.3f, max %.3f)  %d hashes, %d buckets, "
+              "workspace %.1f MiB\n",
+              d, L, heads, t[0], t[1], t[2], ld.n_hashes, ld.n_buckets, ws / 1048576.0);
+  std::fflush(stdout);
+  return row;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
-  std::string json_path;
+  std::string json_path, only;  // only: ",flash,lsh," — empty runs every section
+  const auto wanted = [&](const char* section) { return only.empty() || only.find(std::string(",") + section + ",") != std::string::npos; };
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
+    } else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) {
+      only = std::string(",") + argv[++i] + ",";
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: attnlab-cuda-bench [--quick] [--json OUT.json]\n");
+      std::fprintf(stderr, "usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long] [--json OUT.json]\n");
       return 2;
     }
   }
@@ -178,22 +257,31 @@ int main(int argc, char** argv) {
 
     for (DType type : {DType::BF16, DType::F16})
       for (int d : {64, 128})
+        if (wanted("flash"))
         for (bool causal : {false, true})
           for (int L : lengths)
             for (int warps : {4, 8}) {
               if (type == DType::F16 && warps == 8) continue;  // fp16 runs the same code as bf16; default warps only
               rows.push_back(bench_flash(type, d, causal, L, warps, repeats));
             }
-    for (int L : {1024, 4096, 16384}) rows.push_back(bench_flash(DType::F32, 64, false, L, 0, quick ? 3 : 5));
+    if (wanted("flash"))
+      for (int L : {1024, 4096, 16384}) rows.push_back(bench_flash(DType::F32, 64, false, L, 0, quick ? 3 : 5));
 
-    for (bool causal : {true, false})
-      for (int L : {1024, 4096, 16384, 65536}) rows.push_back(bench_linear(64, causal, L, 8, repeats));
+    if (wanted("linear"))
+      for (bool causal : {true, false})
+        for (int L : {1024, 4096, 16384, 65536}) rows.push_back(bench_linear(64, causal, L, 8, repeats));
+    if (wanted("bigbird"))
+      for (int L : {4096, 16384, 65536}) rows.push_back(bench_bigbird(L, 16, repeats));
+    if (wanted("lsh"))
+      for (int L : {4096, 16384, 65536}) rows.push_back(bench_lsh(L, 8, repeats));
 
-    if (!quick) {
+    if (!quick && wanted("long")) {
       std::printf("-- long sequences, one head, d = 64 --\n");
       for (int L : {131072, 262144, 524288, 1048576})
         rows.push_back(bench_flash(DType::BF16, 64, true, L, 0, 2, 1));
       for (int L : {1 << 20, 1 << 22, 1 << 24}) rows.push_back(bench_linear(64, true, L, 1, 3));
+      for (int L : {1 << 20, 1 << 22}) rows.push_back(bench_bigbird(L, 1, 3));
+      rows.push_back(bench_lsh(1 << 20, 1, 3));  // hashing grows as L·n_b·d = L²·d/32: 4M takes seconds
     }
     report["rows"] = rows;
     if (!json_path.empty()) {

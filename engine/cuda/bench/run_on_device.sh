@@ -3,7 +3,8 @@
 # (see docs/gpu.md): BIN holds test_cuda_kernels and attnlab-cuda-bench, LIB the shared libraries
 # the build machine linked them with that the GPU machine may lack (Qt Core/Test, ICU).
 #   run_on_device.sh check   tests (+ compute-sanitizer memcheck/racecheck) and the quick bench
-#   run_on_device.sh bench   the full bench and PyTorch on the same shapes
+#   run_on_device.sh bench [--only flash,linear,bigbird,lsh,long]
+#                            the bench (all sections by default) and PyTorch on the same shapes
 # Results go to $OUT (or ./gpu-results).
 set -u -o pipefail
 mode=${1:-check}
@@ -28,7 +29,8 @@ if [ "$mode" = check ]; then
   fi
   "$BIN/attnlab-cuda-bench" --quick --json "$OUT/quick.json" || status=1
 else
-  "$BIN/attnlab-cuda-bench" --json "$OUT/ours.json" | tee "$OUT/ours.txt" || status=1
+  shift
+  "$BIN/attnlab-cuda-bench" "$@" --json "$OUT/ours.json" | tee "$OUT/ours.txt" || status=1
   PYTHONUNBUFFERED=1 python3 "$root/engine/cuda/bench/torch_reference.py" "$OUT/ours.json" "$OUT/compare" | tee "$OUT/compare.txt" || status=1
 fi
 exit $status

@@ -11,6 +11,13 @@ ratio; writes the merged rows as JSON and as a Markdown table for docs/gpu.md.
                    causal   S = cumsum_l φ(k_l) v_lᵀ, z = cumsum_l φ(k_l), out = φ(q)ᵀS / (φ(q)ᵀz + ε)
                    full     S = Σ φ(k) vᵀ, the same without the cumulative sums
 
+  bigbird:         gather of each query block's key blocks (window 3, the 2 global blocks, 3
+                   random: 8 per row as ours for interior rows), dense softmax inside, global rows
+                   by flash SDPA over all keys (the HuggingFace-style block gather)
+  reformer_lsh:    reformer-pytorch style: hash by a random rotation, argsort by (bucket, position),
+                   gather, chunks of 64 with one chunk back, self score -5e4, scatter back, rounds
+                   combined by their log-sum-exp
+
 Usage: torch_reference.py OURS.json OUT_PREFIX
 """
 import json
@@ -70,6 +77,64 @@ def torch_linear(row, repeats):
     return time_ms(run, repeats), "cumsum"
 
 
+def torch_bigbird(row, repeats):
+    H, L, d, b = row["heads"], row["length"], row["d"], 64
+    nb = L // b
+    q, k, v = (torch.randn((H, L, d), device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    g = torch.Generator(device="cpu").manual_seed(0)
+    rows = torch.arange(nb)
+    window = torch.stack([(rows - 1).clamp(0, nb - 1), rows, (rows + 1).clamp(0, nb - 1)], -1)
+    glob = torch.tensor([0, nb - 1]).expand(nb, 2)
+    rand = torch.randint(1, nb - 1, (H, nb, 3), generator=g)
+    idx = torch.cat([window.expand(H, nb, 3), glob.expand(H, nb, 2), rand], -1).cuda()  # [H, nb, 8]
+    hidx = torch.arange(H, device="cuda")[:, None, None]
+
+    def run():
+        kb, vb = k.view(H, nb, b, d), v.view(H, nb, b, d)
+        kg = kb[hidx, idx].reshape(H, nb, 8 * b, d)
+        vg = vb[hidx, idx].reshape(H, nb, 8 * b, d)
+        s = torch.einsum("hnqd,hnkd->hnqk", q.view(H, nb, b, d), kg) * d ** -0.5
+        out = torch.einsum("hnqk,hnkd->hnqd", s.softmax(-1), vg).reshape(H, L, d)
+        glob_q = torch.cat([q[:, :b], q[:, -b:]], 1)[None]
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            go = F.scaled_dot_product_attention(glob_q, k[None], v[None])[0]
+        out[:, :b], out[:, -b:] = go[:, :b], go[:, b:]
+        return out
+
+    return time_ms(run, repeats), "block gather"
+
+
+def torch_lsh(row, repeats):
+    H, L, d, R, nb, c = row["heads"], row["length"], row["d"], row["n_hashes"], row["n_buckets"], row["bucket_size"]
+    q, v = (torch.randn((H, L, d), device="cuda") for _ in range(2))
+    rot = torch.randn((H, R, d, nb // 2), device="cuda")
+    pos = torch.arange(L, device="cuda")
+    nc = L // c
+
+    def run():
+        proj = torch.einsum("hld,hrdm->hrlm", q, rot)
+        buckets = torch.cat([proj, -proj], -1).argmax(-1)  # [H, R, L]
+        order = (buckets * L + pos).argsort(-1)
+        sq = q[:, None].expand(H, R, L, d).gather(2, order[..., None].expand(H, R, L, d))
+        sv = v[:, None].expand(H, R, L, d).gather(2, order[..., None].expand(H, R, L, d))
+        kq = F.normalize(sq, dim=-1)
+        cq, ck, cv, cp = (t.reshape(H, R, nc, c, *t.shape[3:]) for t in (sq, kq, sv, order))
+        back = lambda t: torch.cat([t, t.roll(1, dims=2)], dim=3)
+        ck, cv, kp = back(ck), back(cv), back(cp)
+        s = torch.einsum("hrnqd,hrnkd->hrnqk", cq, ck) * d ** -0.5
+        s = s.masked_fill(cp[..., :, None] == kp[..., None, :], -5e4)
+        lse = s.logsumexp(-1, keepdim=True)
+        o = torch.einsum("hrnqk,hrnkd->hrnqd", (s - lse).exp(), cv).reshape(H, R, L, d)
+        lse = lse.reshape(H, R, L)
+        inv = order.argsort(-1)
+        o = o.gather(2, inv[..., None].expand(H, R, L, d))
+        lse = lse.gather(2, inv)
+        w = (lse - lse.logsumexp(1, keepdim=True)).exp()
+        return (o * w[..., None]).sum(1)
+
+    return time_ms(run, repeats), "sort + chunk"
+
+
 def main():
     ours = json.load(open(sys.argv[1]))
     prefix = sys.argv[2]
@@ -78,7 +143,8 @@ def main():
     for row in ours["rows"]:
         repeats = 20 if row["median_ms"] < 200 else 3
         try:
-            ms, impl = (torch_flash if row["kernel"] == "flash" else torch_linear)(row, repeats)
+            bench = {"flash": torch_flash, "linear": torch_linear, "bigbird": torch_bigbird, "lsh": torch_lsh}
+            ms, impl = bench[row["kernel"]](row, repeats)
         except torch.OutOfMemoryError:
             ms, impl = None, "out of memory"
             torch.cuda.empty_cache()
