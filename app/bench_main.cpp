@@ -2,17 +2,32 @@
 //
 //   softmax attention forward, L=512, d_model=256, 8 heads (d=32): fast path and traced path
 //   the full playground forward (tiny-encoder, 4 layers, traces) at L=512: the interactive budget
+//   every variant at L=4096, one head: fast path time and peak tensor bytes
 //   this machine's single-precision GEMM through Eigen (1 and all threads): the ceiling
 //   the GL heatmap's frame time for a 4096 x 4096 matrix while zooming (needs a display / Xvfb)
+//   with --kernel-scaling: causal linear / performer / softmax at L = 1k, 4k, 16k, 64k (issue 4)
 //
-// Usage: attnlab-bench [--repeats N] [--no-gl]     (run under xvfb-run for the GL figure)
+// Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--only SECTION,...]
+//   The default run takes about a minute (run under xvfb-run for the GL figure). --kernel-scaling
+//   adds the long-length section, about half a minute more on a 2-core machine, most of it causal
+//   softmax at L = 65536. --only runs just the named sections: softmax, playground,
+//   variants, reversible, gemm, gl, kernel-scaling.
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QTimer>
+#include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string>
 #include <vector>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "attention/registry.h"
 #include "bench/activation_memory.h"
@@ -71,7 +86,8 @@ void bench_softmax(int repeats) {
 }
 
 // One keystroke at 512 tokens: the whole tiny-encoder forward with every layer's trace (what the
-// views draw), for each variant with its default parameters.
+// views draw), for each variant with its default parameters, and as in the GUI the comparison
+// with exact softmax on the q, k, v of the one layer on screen (layer 0; not for softmax itself).
 void bench_playground(int repeats) {
   std::string text;
   const char* words[] = {"the", "model", "reads", "a", "long", "sentence", "and", "every", "token", "attends", "."};
@@ -79,8 +95,10 @@ void bench_playground(int repeats) {
   Playground playground;
   PlaygroundRequest request;
   request.text = text;
+  request.compare_layer = 0;
   const auto first = playground.run(request);
-  std::printf("playground forward, tiny-encoder (4 layers x 8 heads, d_model 256), L=%lld, all traces; model build %.1f ms:\n",
+  std::printf("playground forward, tiny-encoder (4 layers x 8 heads, d_model 256), L=%lld, all traces, exact softmax "
+              "comparison of layer 0; model build %.1f ms:\n",
               static_cast<long long>(first->length()), first->model_ms);
   for (const Attention* variant : Registry::builtin().all()) {
     request.variant = variant->spec().name;
@@ -126,6 +144,158 @@ void bench_variants_long(int repeats) {
     } catch (const std::exception& e) {
       std::printf("  %-14s failed: %s\n", variant->spec().name.c_str(), e.what());
     }
+  }
+}
+
+// ---- issue 4: causal kernel attention against exact softmax at long lengths -------------------
+
+// Resident set size of this process now (VmRSS) in bytes, 0 if unknown.
+std::int64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmRSS:", 6) == 0 && std::sscanf(line + 6, "%ld", &kib) == 1) break;
+  std::fclose(f);
+  return static_cast<std::int64_t>(kib) * 1024;
+}
+
+// Sets the process high-water mark (VmHWM) back to the current RSS, so that it measures one call
+// (Linux: "5" written to /proc/self/clear_refs). False where the system does not allow it.
+bool reset_process_high_water() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool written = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && written;
+}
+
+struct LongRun {
+  Stats time;
+  int timed_runs = 0;
+  std::int64_t peak_bytes = 0;          // tensor bytes the engine held at its peak (memory meter)
+  std::int64_t high_water_growth = -1;  // VmHWM after the call minus VmRSS before it; -1 unknown
+};
+
+// Memory is measured on the first call, made with the engine's block cache emptied so that it
+// allocates all it needs afresh; that call is the warm-up, or with repeats = 1 the only sample.
+template <typename F>
+LongRun measure_long(int repeats, F&& call) {
+  memory::release_cached_blocks();
+#ifdef __GLIBC__
+  malloc_trim(0);  // hand freed heap pages back, so that the call's own pages show in the high-water mark
+#endif
+  const bool high_water_known = reset_process_high_water();
+  const std::int64_t resident_before = resident_bytes();
+  const std::int64_t held_before = memory::current_bytes();
+  memory::reset_peak();
+  Timer first;
+  call();
+  const double first_ms = first.elapsed_ms();
+  LongRun run;
+  run.peak_bytes = memory::peak_bytes() - held_before;
+  if (high_water_known && resident_before > 0)
+    run.high_water_growth = memory::process_high_water_bytes() - resident_before;
+  std::vector<double> samples;
+  if (repeats <= 1) samples.push_back(first_ms);
+  for (int i = 0; repeats > 1 && i < repeats; ++i) {
+    Timer t;
+    call();
+    samples.push_back(t.elapsed_ms());
+  }
+  run.timed_runs = static_cast<int>(samples.size());
+  run.time = stats_of(std::move(samples));
+  return run;
+}
+
+// Least-squares slope of log y against log x.
+double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const auto n = static_cast<double>(x.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double lx = std::log(x[i]), ly = std::log(y[i]);
+    sx += lx;
+    sy += ly;
+    sxx += lx * lx;
+    sxy += lx * ly;
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+double mib(std::int64_t bytes) { return static_cast<double>(bytes) / 1048576.0; }
+
+// Issue 4's speed claim: causal `linear` and `performer` (fast paths, default parameters:
+// performer m = 64) grow linearly with L and beat exact `softmax` (fast blockwise path) at
+// L = 16384 by at least 10x. One head, d = dv = 64. Fewer repeats at larger L (causal softmax at
+// 65536 takes a few seconds a call here).
+void bench_kernel_scaling() {
+  const std::vector<std::int64_t> lengths = {1024, 4096, 16384, 65536};
+  const std::int64_t d = 64;
+  struct Series {
+    const char* variant;
+    bool causal;
+    std::vector<LongRun> runs;
+  };
+  std::vector<Series> series = {{"linear", true, {}}, {"performer", true, {}}, {"softmax", true, {}},
+                                {"linear", false, {}}, {"performer", false, {}}};
+  const auto repeats_for = [](const std::string& variant, std::int64_t L) {
+    if (variant == "softmax") return L <= 1024 ? 7 : L <= 4096 ? 5 : 3;
+    return L <= 4096 ? 11 : L <= 16384 ? 7 : 5;
+  };
+  for (const std::int64_t L : lengths) {
+    Tensor q({1, L, d}), k({1, L, d}), v({1, L, d});
+    Rng rng(static_cast<std::uint64_t>(L));
+    rng.fill_normal(q, 0, 1);
+    rng.fill_normal(k, 0, 1);
+    rng.fill_normal(v, 0, 1);
+    for (Series& s : series) {
+      const Attention& variant = Registry::builtin().get(s.variant);
+      const AttentionInput input{q, k, v, s.causal, nullptr, nullptr, 7};
+      s.runs.push_back(measure_long(repeats_for(s.variant, L), [&] { run_attention(variant, input, nullptr); }));
+    }
+  }
+  std::printf("kernel attention at long lengths (issue 4): 1 head, d = dv = 64, fast paths (no trace), default "
+              "parameters (performer m = 64), %d threads;\n  median of n timed runs after one warm-up call (n = 1: "
+              "that single call); peak = tensor bytes the engine held during the call; HWM = growth of the process "
+              "high-water mark during the call\n",
+              Eigen::nbThreads());
+  std::printf("  %-18s %6s %10s %10s %10s %3s %10s %9s\n", "variant", "L", "median ms", "min ms", "max ms", "n",
+              "peak MiB", "HWM MiB");
+  const auto label = [](const Series& s) { return std::string(s.variant) + (s.causal ? " causal" : " non-causal"); };
+  for (const Series& s : series) {
+    if (!s.causal) continue;
+    for (std::size_t i = 0; i < lengths.size(); ++i) {
+      const LongRun& r = s.runs[i];
+      char hwm[32] = "?";
+      if (r.high_water_growth >= 0) std::snprintf(hwm, sizeof hwm, "%.1f", mib(r.high_water_growth));
+      std::printf("  %-18s %6lld %10.2f %10.2f %10.2f %3d %10.1f %9s\n", label(s).c_str(),
+                  static_cast<long long>(lengths[i]), r.time.median, r.time.min, r.time.max, r.timed_runs,
+                  mib(r.peak_bytes), hwm);
+    }
+  }
+  std::printf("  fitted log-log slopes over L = 4096..65536 (1 = linear, 2 = quadratic):\n");
+  std::vector<double> fit_lengths;
+  for (std::size_t i = 1; i < lengths.size(); ++i) fit_lengths.push_back(static_cast<double>(lengths[i]));
+  for (const Series& s : series) {
+    std::vector<double> times, peaks;
+    for (std::size_t i = 1; i < lengths.size(); ++i) {
+      times.push_back(s.runs[i].time.median);
+      peaks.push_back(static_cast<double>(std::max<std::int64_t>(1, s.runs[i].peak_bytes)));
+    }
+    std::printf("    %-20s time %.2f   peak memory %.2f\n", label(s).c_str(), log_log_slope(fit_lengths, times),
+                log_log_slope(fit_lengths, peaks));
+  }
+  const std::size_t at16k = 2;
+  const double softmax_ms = series[2].runs[at16k].time.median;
+  std::printf("  at L = 16384, causal: softmax / linear = %.1fx, softmax / performer = %.1fx in time\n",
+              softmax_ms / series[0].runs[at16k].time.median, softmax_ms / series[1].runs[at16k].time.median);
+  for (const Series& s : series) {
+    if (s.causal) continue;
+    std::printf("  %-20s", label(s).c_str());
+    for (std::size_t i = 0; i < lengths.size(); ++i)
+      std::printf("  L=%lld %.2f ms (%.1f MiB)", static_cast<long long>(lengths[i]), s.runs[i].time.median,
+                  mib(s.runs[i].peak_bytes));
+    std::printf("\n");
   }
 }
 
@@ -207,17 +377,41 @@ void bench_gl(int argc, char** argv) {
 int main(int argc, char** argv) {
   int repeats = 20;
   bool gl = true;
+  std::set<std::string> only;
+  bool kernel_scaling = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-gl") gl = false;
+    else if (arg == "--kernel-scaling") kernel_scaling = true;
+    else if (arg == "--only" && i + 1 < argc) {
+      std::string list = argv[++i];
+      for (std::size_t start = 0; start <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', start), list.size());
+        if (comma > start) only.insert(list.substr(start, comma - start));
+        start = comma + 1;
+      }
+    }
   }
+  const std::set<std::string> sections = {"softmax", "playground", "variants", "reversible", "gemm", "gl", "kernel-scaling"};
+  for (const std::string& name : only) {
+    if (!sections.count(name)) {
+      std::fprintf(stderr, "attnlab-bench: unknown section '%s' (softmax, playground, variants, reversible, gemm, gl, "
+                           "kernel-scaling)\n", name.c_str());
+      return 2;
+    }
+  }
+  const auto wanted = [&](const char* section) {
+    if (!only.empty()) return only.count(section) > 0;
+    return std::string(section) == "kernel-scaling" ? kernel_scaling : true;
+  };
   std::printf("AttnLab benchmark — %s\n", select_device(DevicePreference::Auto).describe().c_str());
-  bench_softmax(repeats);
-  bench_playground(std::max(3, repeats / 4));
-  bench_variants_long(std::max(3, repeats / 4));
-  bench_reversible();
-  bench_gemm();
-  if (gl) bench_gl(argc, argv);
+  if (wanted("softmax")) bench_softmax(repeats);
+  if (wanted("playground")) bench_playground(std::max(3, repeats / 4));
+  if (wanted("variants")) bench_variants_long(std::max(3, repeats / 4));
+  if (wanted("reversible")) bench_reversible();
+  if (wanted("gemm")) bench_gemm();
+  if (wanted("kernel-scaling")) bench_kernel_scaling();
+  if (gl && wanted("gl")) bench_gl(argc, argv);
   return 0;
 }

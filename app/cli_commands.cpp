@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include "analysis/sweep.h"
 #include "attention/registry.h"
 #include "bench/activation_memory.h"
 #include "colormap.h"
@@ -18,6 +21,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "figures/compare_figure.h"
 #include "figures/figure_export.h"
 #include "figures/line_chart.h"
 #include "session.h"
@@ -42,11 +46,21 @@ const char* kUsage =
     "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf (or the view's data: .npy, .csv, .json)\n"
     "         [--model NAME|CONFIG.json] [--weights W.safetensors] [--variant NAME]\n"
     "         [--param key=value]... [--causal] [--seed N] [--weight-seed N] [--layer I] [--head J]\n"
-    "         [--view heatmap|heads|buckets|clusters|blocks|yoso] [--view-option key=value]...\n"
+    "         [--view heatmap|heads|buckets|clusters|blocks|yoso|compare|state] [--view-option key=value]...\n"
     "         [--colormap viridis|magma|cividis|coolwarm] [--dpi N]\n"
     "      Render a view headless (layers and heads count from 0). Options after --session\n"
     "      override the session's values; --view-option sets one of the view's own options (see\n"
     "      below) over the session's \"view_options\"; another --view starts from its defaults.\n"
+    "  compare --variant NAME [--param key=value]... --q Q.npy --k K.npy --v V.npy\n"
+    "         [--causal] [--seed N] [--topk K] --json OUT.json\n"
+    "      One variant against exact softmax on your tensors (shapes as for attend): writes\n"
+    "      {rel_output_error, mean_row_kl, topk_overlap, topk, rows, variant, params, ...}.\n"
+    "  sweep --variant NAME --sweep KEY=V1,V2,... [--param key=value]... --seeds N [--length L]\n"
+    "         [--dim d] [--heads H] [--causal] [--topk K] [--seed N] --json OUT.json\n"
+    "         [--out CHART.png|.svg|.pdf|.csv] [--dpi N]\n"
+    "      Sweep one parameter on random q, k, v ~ N(0, 1) (defaults L=256, d=64, H=1, k=8, seed 1),\n"
+    "      averaged over N seeds: one row per value with mean, std, min and max of each metric and\n"
+    "      the fitted log-log slopes; --out also draws the log-log chart or writes the rows as CSV.\n"
     "  memory-depth [--layers N] [--length L] [--d-model D] [--heads H] [--d-ff F] [--variant NAME]\n"
     "         [--param key=value]... [--seed N] [--dpi N] --out FILE.png|.svg|.pdf|.csv|.json\n"
     "      Activation memory a training forward pass keeps, standard vs reversible residual stack,\n"
@@ -156,6 +170,27 @@ void check_output_folder(const std::string& option, const std::string& path) {
   }
 }
 
+int parse_positive(const std::string& option, const std::string& text) {
+  const int v = parse_index(option, text);
+  if (v < 1) throw ParamError("--" + option + "=" + text + ": expected a positive integer");
+  return v;
+}
+
+double parse_dpi(const Options& o) {
+  if (!o.has("dpi")) return 150.0;
+  try {
+    std::size_t used = 0;
+    const double dpi = std::stod(o.get("dpi"), &used);
+    if (used == o.get("dpi").size() && dpi >= kMinExportDpi && dpi <= kMaxExportDpi) return dpi;
+  } catch (const std::exception&) {
+  }
+  throw ParamError("--dpi=" + o.get("dpi") + ": expected a number in [30, 1200]");
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& j) {
+  write_bytes_atomically(QString::fromStdString(path), QByteArray::fromStdString(j.dump(2) + "\n"));
+}
+
 // ---- variants -----------------------------------------------------------------------------------
 
 int cmd_variants(int argc, char** argv) {
@@ -244,6 +279,107 @@ int cmd_attend(int argc, char** argv) {
   return 0;
 }
 
+// ---- compare ------------------------------------------------------------------------------------
+
+int cmd_compare(int argc, char** argv) {
+  const Options o =
+      parse_options("compare", argc, argv, {"variant", "q", "k", "v", "param", "seed", "topk", "json"}, {"causal"});
+  const std::string variant_name = o.require("compare", "variant");
+  const std::string q_path = o.require("compare", "q"), k_path = o.require("compare", "k"), v_path = o.require("compare", "v");
+  const std::string json_path = o.require("compare", "json");
+  check_output_folder("json", json_path);
+  const Attention& variant = Registry::builtin().get(variant_name);
+  Params params(variant.spec().params);
+  for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
+  const std::uint64_t seed = o.has("seed") ? parse_seed("seed", o.get("seed")) : 0;
+  const int topk = o.has("topk") ? parse_positive("topk", o.get("topk")) : 8;
+
+  const Tensor q_raw = read_npy(q_path), k_raw = read_npy(k_path), v_raw = read_npy(v_path);
+  const int rank = q_raw.rank();
+  if (rank != 2 && rank != 3) {
+    throw ShapeError(q_path + ": q has shape " + q_raw.shape_string() + "; expected [L, d] or [H, L, d]");
+  }
+  const Tensor q = as_heads(q_raw, "q", rank), k = as_heads(k_raw, "k", rank), v = as_heads(v_raw, "v", rank);
+  const bool causal = o.has("causal");
+  const ApproximationMetrics m = compare_variant(variant, params, q, k, v, causal, seed, topk);
+  nlohmann::json j = m.to_json();
+  j["variant"] = variant_name;
+  j["params"] = params.to_json();
+  j["causal"] = causal;
+  j["seed"] = seed;
+  j["q_shape"] = q_raw.shape();
+  j["k_shape"] = k_raw.shape();
+  j["v_shape"] = v_raw.shape();
+  write_json_file(json_path, j);
+  return 0;
+}
+
+// ---- sweep --------------------------------------------------------------------------------------
+
+int cmd_sweep(int argc, char** argv) {
+  const Options o = parse_options("sweep", argc, argv,
+                                  {"variant", "sweep", "param", "seeds", "length", "dim", "heads", "topk", "seed", "json",
+                                   "out", "dpi"},
+                                  {"causal"});
+  SweepOptions s;
+  s.variant = o.require("sweep", "variant");
+  const std::string sweep = o.require("sweep", "sweep");
+  const std::string seeds = o.require("sweep", "seeds");
+  const std::string json_path = o.require("sweep", "json");
+  const auto eq = sweep.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == sweep.size()) {
+    throw UsageError("sweep: --sweep " + sweep + ": expected KEY=V1,V2,...");
+  }
+  s.key = sweep.substr(0, eq);
+  for (std::size_t start = eq + 1; start <= sweep.size();) {
+    const std::size_t comma = std::min(sweep.find(',', start), sweep.size());
+    const std::string value = sweep.substr(start, comma - start);
+    if (value.empty()) throw UsageError("sweep: --sweep " + sweep + ": empty value; expected KEY=V1,V2,...");
+    s.values.push_back(value);
+    start = comma + 1;
+  }
+  const std::string out_path = o.get("out");
+  check_output_folder("json", json_path);
+  if (!out_path.empty()) {
+    const QString suffix = QFileInfo(QString::fromStdString(out_path)).suffix().toLower();
+    if (!QStringList{"png", "svg", "pdf", "csv"}.contains(suffix)) {
+      throw ParamError("--out " + out_path + ": allowed extensions .png, .svg, .pdf, .csv (the JSON goes to --json)");
+    }
+    check_output_folder("out", out_path);
+  }
+  ExportOptions export_options;
+  export_options.dpi = parse_dpi(o);
+
+  const Attention& variant = Registry::builtin().get(s.variant);
+  Params base(variant.spec().params);
+  for (const std::string& assignment : o.all("param")) base.set_from_assignment(assignment);
+  bool known = false;
+  for (const ParamSpec& p : variant.spec().params) known = known || p.key == s.key;
+  if (!known) base.set_from_assignment(sweep.substr(0, eq + 1) + s.values.front());  // names the known keys
+  s.base_params = base.to_json();
+  s.base_params.erase(s.key);
+  s.seeds = parse_positive("seeds", seeds);
+  if (o.has("length")) s.length = parse_positive("length", o.get("length"));
+  if (o.has("dim")) s.dim = parse_positive("dim", o.get("dim"));
+  if (o.has("heads")) s.heads = parse_positive("heads", o.get("heads"));
+  if (o.has("topk")) s.topk = parse_positive("topk", o.get("topk"));
+  if (o.has("seed")) s.seed = parse_seed("seed", o.get("seed"));
+  s.causal = o.has("causal");
+  // Progress only for a person watching: tests and scripts read stderr as one error line.
+  const bool show_progress = isatty(fileno(stderr)) != 0;
+  if (show_progress) {
+    s.progress = [](int done, int total) {
+      std::fprintf(stderr, "\rsweep: %d/%d values", done, total);
+      if (done == total) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    };
+  }
+  const SweepResult result = run_sweep(s);
+  if (!out_path.empty()) export_sweep({SweepSeries{QString(), s, result}}, QString::fromStdString(out_path), export_options);
+  write_json_file(json_path, sweep_to_json(s, result));
+  return 0;
+}
+
 // ---- figure -------------------------------------------------------------------------------------
 
 int cmd_figure(int argc, char** argv) {
@@ -305,12 +441,6 @@ int cmd_figure(int argc, char** argv) {
 }
 
 // ---- memory-depth -------------------------------------------------------------------------------
-
-int parse_positive(const std::string& option, const std::string& text) {
-  const int v = parse_index(option, text);
-  if (v < 1) throw ParamError("--" + option + "=" + text + ": expected a positive integer");
-  return v;
-}
 
 int cmd_memory_depth(int argc, char** argv) {
   const Options o = parse_options("memory-depth", argc, argv,
@@ -407,7 +537,7 @@ int cmd_info(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "attnlab-cli: no command given; commands: variants, attend, figure, memory-depth, info (see --help)\n";
+    std::cerr << "attnlab-cli: no command given; commands: variants, attend, compare, sweep, figure, memory-depth, info (see --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -424,9 +554,11 @@ int run(int argc, char** argv) {
     if (command == "variants") return cmd_variants(argc, argv);
     if (command == "attend") return cmd_attend(argc, argv);
     if (command == "figure") return cmd_figure(argc, argv);
+    if (command == "compare") return cmd_compare(argc, argv);
+    if (command == "sweep") return cmd_sweep(argc, argv);
     if (command == "memory-depth") return cmd_memory_depth(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
-    throw UsageError("unknown command '" + command + "'; commands: variants, attend, figure, memory-depth, info (see --help)");
+    throw UsageError("unknown command '" + command + "'; commands: variants, attend, compare, sweep, figure, memory-depth, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";
     return kExitUsage;

@@ -673,6 +673,7 @@ void MainWindow::refreshViews() {
     const bool fits = view_spec(variant_views_[i].first).accepts(*result_);
     view_tabs_->setTabVisible(static_cast<int>(i) + 1, fits);
     if (fits) variant_views_[i].second->setContext(context);
+    else variant_views_[i].second->resultWithdrawn();
     if (fits && variant_views_[i].first == view_) view_tabs_->setCurrentIndex(static_cast<int>(i) + 1);
   }
   if (view_ == "heatmap") view_tabs_->setCurrentIndex(0);

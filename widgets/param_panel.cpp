@@ -16,10 +16,15 @@ namespace attnlab {
 namespace {
 
 // Decimals that show the smallest step of a float range (at least 2, at most 6).
+// Enough decimals for a thousandth of the range and for the default's two leading digits: a
+// QDoubleSpinBox rounds its value to its decimals, so 3 decimals would turn a default of 1e-4
+// into 0 and send that to the engine.
 int decimals_for(const ParamSpec& spec) {
   const double span = spec.max - spec.min;
-  if (span <= 0) return 3;
-  return std::clamp(static_cast<int>(std::ceil(-std::log10(span / 1000.0))), 2, 6);
+  int decimals = span > 0 ? static_cast<int>(std::ceil(-std::log10(span / 1000.0))) : 3;
+  const double d = std::abs(std::get<double>(spec.default_value));
+  if (d > 0) decimals = std::max(decimals, static_cast<int>(std::ceil(-std::log10(d))) + 1);
+  return std::clamp(decimals, 2, 8);
 }
 
 }  // namespace

@@ -3,11 +3,13 @@
 #include <QFileInfo>
 
 #include "bigbird_view.h"
+#include "compare_view.h"
 #include "core/error.h"
 #include "figures/head_grid_figure.h"
 #include "lsh_view.h"
 #include "result_views.h"
 #include "routing_view.h"
+#include "state_view.h"
 #include "yoso_view.h"
 
 namespace attnlab {
@@ -63,7 +65,8 @@ ViewSpec heads_spec() {
 
 const std::vector<ViewSpec>& view_specs() {
   static const std::vector<ViewSpec> specs = {heatmap_spec(),      heads_spec(),      lsh_view_spec(),
-                                              routing_view_spec(), bigbird_view_spec(), yoso_view_spec()};
+                                              routing_view_spec(), bigbird_view_spec(), yoso_view_spec(),
+                                              compare_view_spec(), state_view_spec()};
   return specs;
 }
 

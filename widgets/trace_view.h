@@ -59,6 +59,9 @@ class TraceViewWidget : public QWidget {
   // Shows `options` (validated by view_options(); missing keys take their defaults). Throws
   // ParamError for an unknown key or a value out of its range, leaving the widget unchanged.
   virtual void setViewOptions(const nlohmann::json& options) = 0;
+  // The window's new result is one this view cannot show (its tab is hidden): stop any work
+  // started for the old one (the lab's sweeps).
+  virtual void resultWithdrawn() {}
 
  signals:
   // The user points at a token in this view (-1 when leaving), for linked highlighting.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -33,8 +34,9 @@ struct HeadSums {
   std::int64_t rows = 0;
 };
 
+// Also the per-row KL and overlap into row_kl / row_overlap (length Lq, may be null).
 HeadSums head_sums(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights, const Tensor& out,
-                   int k, std::int64_t h) {
+                   int k, std::int64_t h, float* row_kl = nullptr, float* row_overlap = nullptr) {
   const std::int64_t Lq = weights.dim(1), Lk = weights.dim(2);
   HeadSums s;
   const auto e_out = exact_out.matrix(h), a_out = out.matrix(h);
@@ -52,14 +54,18 @@ HeadSums head_sums(const Tensor& exact_weights, const Tensor& exact_out, const T
     q = approx_mass > 0.0 ? (a.max(0.0f) / static_cast<float>(approx_mass)).eval() : Eigen::ArrayXf::Zero(Lk).eval();
     q = q.max(static_cast<float>(kKlFloor));
     // Σ p log(p/q) over p > 0, vectorised; p = 0 terms contribute 0.
-    s.kl += (p > 0.0f).select(p * (p.max(1e-38f) / q).log(), 0.0f).cast<double>().sum();
+    const double kl = (p > 0.0f).select(p * (p.max(1e-38f) / q).log(), 0.0f).cast<double>().sum();
+    s.kl += kl;
     top_k(e.data(), Lk, k, exact_top);
     top_k(a.data(), Lk, k, approx_top);
     common.clear();
     std::set_intersection(exact_top.begin(), exact_top.end(), approx_top.begin(), approx_top.end(),
                           std::back_inserter(common));
-    s.overlap += static_cast<double>(common.size()) / k;
+    const double overlap = static_cast<double>(common.size()) / k;
+    s.overlap += overlap;
     ++s.rows;
+    if (row_kl) row_kl[i] = static_cast<float>(kl);
+    if (row_overlap) row_overlap[i] = static_cast<float>(overlap);
   }
   return s;
 }
@@ -112,10 +118,17 @@ HeadwiseMetrics compare_attention_by_head(const Tensor& exact_weights, const Ten
   check_shapes(exact_weights, exact_out, weights, out);
   const std::int64_t H = weights.dim(0);
   const int k = effective_k(topk, weights.dim(2));
+  const std::int64_t Lq = weights.dim(1);
+  HeadwiseMetrics result;
+  result.row_kl = Tensor::uninitialized({H, Lq});
+  result.row_topk_overlap = Tensor::uninitialized({H, Lq});
+  std::fill_n(result.row_kl.data(), result.row_kl.size(), std::numeric_limits<float>::quiet_NaN());
+  std::fill_n(result.row_topk_overlap.data(), result.row_topk_overlap.size(), std::numeric_limits<float>::quiet_NaN());
   std::vector<HeadSums> sums(static_cast<std::size_t>(H));
 #pragma omp parallel for schedule(dynamic)
-  for (std::int64_t h = 0; h < H; ++h) sums[static_cast<std::size_t>(h)] = head_sums(exact_weights, exact_out, weights, out, k, h);
-  HeadwiseMetrics result;
+  for (std::int64_t h = 0; h < H; ++h)
+    sums[static_cast<std::size_t>(h)] = head_sums(exact_weights, exact_out, weights, out, k, h,
+                                                  result.row_kl.data() + h * Lq, result.row_topk_overlap.data() + h * Lq);
   HeadSums total;
   for (const HeadSums& s : sums) {
     result.per_head.push_back(metrics_from(s, k));

@@ -40,6 +40,8 @@ ApproximationMetrics compare_attention(const Tensor& exact_weights, const Tensor
 struct HeadwiseMetrics {
   std::vector<ApproximationMetrics> per_head;
   ApproximationMetrics all_heads;
+  Tensor row_kl;            // [H, Lq]: KL(A*_i ‖ Â_i) of each query row; NaN where it sees no key
+  Tensor row_topk_overlap;  // [H, Lq]: |top-k ∩ top-k| / k of each query row; NaN likewise
 };
 HeadwiseMetrics compare_attention_by_head(const Tensor& exact_weights, const Tensor& exact_out, const Tensor& weights,
                                           const Tensor& out, int topk);

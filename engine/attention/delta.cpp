@@ -184,6 +184,7 @@ class DeltaAttention final : public Attention {
       extras->states.state_formula = "W_t = W_{t-1} + β_t (v_t − W_{t-1} k̂_t) k̂_tᵀ";
       extras->states.key_axis = "key dimension (unit keys)";
       extras->states.value_axis = "value dimension";
+      extras->states.rows_are_keys = false;  // W [dv, d] maps keys to values
       extras->beta = Tensor({H, L});
       extras->causal = s.causal;
       extras->beta_mode = s.gate ? "gate" : "constant";

@@ -449,6 +449,7 @@ nlohmann::json recurrent_states_to_json(const RecurrentStates& s) {
   j["state_formula"] = s.state_formula;
   j["key_axis"] = s.key_axis;
   j["value_axis"] = s.value_axis;
+  j["rows_are_keys"] = s.rows_are_keys;
   if (s.steps.empty() || s.states.rank() != 4) return j;
   const std::int64_t H = s.states.dim(0), T = s.states.dim(1), F = s.states.dim(2), dv = s.states.dim(3);
   nlohmann::json last = nlohmann::json::array(), last_z = nlohmann::json::array();

@@ -40,6 +40,8 @@ class ExactComparisonProbe final : public AttentionProbe {
     HeadwiseMetrics metrics = compare_attention_by_head(exact.weights, exact_out, trace->weights, output, topk_);
     c.per_head = std::move(metrics.per_head);
     c.all_heads = metrics.all_heads;
+    c.row_kl = std::move(metrics.row_kl);
+    c.row_topk_overlap = std::move(metrics.row_topk_overlap);
     c.exact_weights = std::move(exact.weights);
   }
 

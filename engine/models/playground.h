@@ -38,6 +38,8 @@ struct LayerComparison {
   Tensor exact_weights;                        // [H, L, L]
   std::vector<ApproximationMetrics> per_head;  // [H]
   ApproximationMetrics all_heads;
+  Tensor row_kl;            // [H, L] per query row (NaN: the row sees no key), for the lab's strip
+  Tensor row_topk_overlap;  // [H, L]
 };
 
 struct PlaygroundResult {

@@ -226,6 +226,47 @@ class TestGui : public QObject {
     QVERIFY(QImage(gui_png) != from_cli);
   }
 
+  // A delta session opens on the streaming state tab; a performer session on the approximation
+  // lab; a softmax result offers neither.
+  void state_and_lab_tabs_follow_the_variant() {
+    const auto open = [&](MainWindow& w, QSignalSpy& shown, const nlohmann::json& session) {
+      const QString file = dir_.filePath("tabs.json");
+      QFile f(file);
+      if (!f.open(QIODevice::WriteOnly)) return false;
+      f.write(session.dump(2).c_str());
+      f.close();
+      const int count = shown.count();
+      return w.openSessionFile(file) && wait_for_result(shown, count);
+    };
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    const nlohmann::json base = {{"format", "attnlab-session"}, {"version", 1},
+                                 {"text", "a recurrent state grows one token at a time"}};
+    nlohmann::json delta = base;
+    delta.update({{"variant", "delta"}, {"causal", true}, {"view", "state"}, {"view_options", {{"step", 3}}}});
+    QVERIFY(open(w, shown, delta));
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->variant, std::string("delta"), 20000);
+    QCOMPARE(w.currentViewName(), std::string("state"));
+    QTRY_VERIFY(w.variantView("state")->isVisible());
+    QCOMPARE(w.variantView("state")->viewOptions(), (nlohmann::json{{"step", 3}}));
+
+    nlohmann::json performer = base;
+    performer.update({{"variant", "performer"}, {"params", {{"n_features", 16}}}, {"view", "compare"}});
+    QVERIFY(open(w, shown, performer));
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->variant, std::string("performer"), 20000);
+    QCOMPARE(w.currentViewName(), std::string("compare"));
+    QTRY_VERIFY(w.variantView("compare")->isVisible());
+
+    nlohmann::json softmax = base;
+    softmax.update({{"variant", "softmax"}});
+    QVERIFY(open(w, shown, softmax));
+    QTRY_COMPARE_WITH_TIMEOUT(w.lastResult()->variant, std::string("softmax"), 20000);
+    QCOMPARE(w.currentViewName(), std::string("heatmap"));
+    QVERIFY(!w.variantView("compare")->isVisible());
+    QVERIFY(!w.variantView("state")->isVisible());
+  }
+
   void broken_session_changes_nothing() {
     MainWindow w;
     QSignalSpy shown(&w, &MainWindow::resultShown);

@@ -8,6 +8,7 @@
 #include <QtTest>
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "core/npy.h"
@@ -304,12 +305,177 @@ class TestCli : public QObject {
     QVERIFY(!QFile::exists(path("m.csv")));
   }
 
+  // compare: the metrics recomputed here from attend's own weights and output of the same
+  // variant and seed, against a naive softmax (KL with the documented floor, top-k by an
+  // independent sort).
+  void compare_matches_metrics_recomputed_here() {
+    const int H = 2, L = 12, d = 8, dv = 5, k = 4;
+    const Tensor q = random_tensor({H, L, d}, 11), kk = random_tensor({H, L, d}, 12), v = random_tensor({H, L, dv}, 13);
+    write_npy(path("cq.npy").toStdString(), q);
+    write_npy(path("ck.npy").toStdString(), kk);
+    write_npy(path("cv.npy").toStdString(), v);
+    const QStringList inputs = {"--q", path("cq.npy"), "--k", path("ck.npy"), "--v", path("cv.npy")};
+    const CliRun a = cli(QStringList{"attend", "--variant", "performer", "--param", "n_features=16", "--seed", "3", "--out",
+                                     path("co.npy"), "--weights", path("cw.npy")} + inputs);
+    QVERIFY2(a.exit_code == 0, qPrintable(a.err));
+    const CliRun r = cli(QStringList{"compare", "--variant", "performer", "--param", "n_features=16", "--seed", "3", "--topk",
+                                     QString::number(k), "--json", path("c.json")} + inputs);
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY(r.err.isEmpty());
+    const Tensor o = read_npy(path("co.npy").toStdString()), w = read_npy(path("cw.npy").toStdString());
+    double diff = 0, norm = 0, kl = 0, overlap = 0;
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < L; ++i) {
+        std::vector<double> exact(L);
+        double m = -1e300, total = 0;
+        for (int j = 0; j < L; ++j) {
+          double dot = 0;
+          for (int c = 0; c < d; ++c) dot += q.at(h, i, c) * kk.at(h, j, c);
+          exact[j] = dot / std::sqrt(static_cast<double>(d));
+          m = std::max(m, exact[j]);
+        }
+        for (int j = 0; j < L; ++j) total += (exact[j] = std::exp(exact[j] - m));
+        for (double& e : exact) e /= total;
+        for (int c = 0; c < dv; ++c) {
+          double oe = 0;
+          for (int j = 0; j < L; ++j) oe += exact[j] * v.at(h, j, c);
+          diff += (o.at(h, i, c) - oe) * (o.at(h, i, c) - oe);
+          norm += oe * oe;
+        }
+        double mass = 0;
+        for (int j = 0; j < L; ++j) mass += std::max(0.0f, w.at(h, i, j));
+        for (int j = 0; j < L; ++j) kl += exact[j] * std::log(exact[j] / std::max(std::max(0.0f, w.at(h, i, j)) / mass, 1e-9));
+        std::vector<int> te(L), ta(L);
+        std::iota(te.begin(), te.end(), 0);
+        std::iota(ta.begin(), ta.end(), 0);
+        std::stable_sort(te.begin(), te.end(), [&](int x, int y) { return exact[x] > exact[y]; });
+        std::stable_sort(ta.begin(), ta.end(), [&](int x, int y) { return w.at(h, i, x) > w.at(h, i, y); });
+        int common = 0;
+        for (int x = 0; x < k; ++x)
+          for (int y = 0; y < k; ++y) common += te[x] == ta[y];
+        overlap += static_cast<double>(common) / k;
+      }
+    const auto j = nlohmann::json::parse(read_bytes(path("c.json")).toStdString());
+    QVERIFY(std::abs(j["rel_output_error"].get<double>() - std::sqrt(diff / norm)) < 1e-4);
+    QVERIFY(std::abs(j["mean_row_kl"].get<double>() - kl / (H * L)) < 1e-4);
+    QVERIFY(std::abs(j["topk_overlap"].get<double>() - overlap / (H * L)) < 1e-9);
+    QVERIFY(j["rel_output_error"].get<double>() > 0.01);  // a real approximation
+    QCOMPARE(j["topk"].get<int>(), k);
+    QCOMPARE(j["rows"].get<int>(), H * L);
+    QCOMPARE(j["variant"].get<std::string>(), std::string("performer"));
+    QCOMPARE(j["params"]["n_features"].get<int>(), 16);
+  }
+
+  // BigBird whose window covers every block is exact attention: no error, full overlap.
+  void compare_full_window_bigbird_is_exact() {
+    const Tensor q = random_tensor({16, 8}, 21), k = random_tensor({16, 8}, 22), v = random_tensor({16, 4}, 23);
+    write_npy(path("bq.npy").toStdString(), q);
+    write_npy(path("bk.npy").toStdString(), k);
+    write_npy(path("bv.npy").toStdString(), v);
+    const CliRun r = cli({"compare", "--variant", "bigbird", "--param", "block_size=2", "--param", "window_blocks=15",
+                          "--param", "global_blocks=0", "--param", "random_blocks=0", "--causal", "--q", path("bq.npy"),
+                          "--k", path("bk.npy"), "--v", path("bv.npy"), "--json", path("b.json")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const auto j = nlohmann::json::parse(read_bytes(path("b.json")).toStdString());
+    QVERIFY(j["rel_output_error"].get<double>() < 1e-5);
+    QVERIFY(j["mean_row_kl"].get<double>() < 1e-5);
+    QCOMPARE(j["topk_overlap"].get<double>(), 1.0);
+    QCOMPARE(j["topk"].get<int>(), 8);
+    QCOMPARE(j["causal"].get<bool>(), true);
+  }
+
+  void compare_fails_cleanly() {
+    const Tensor q = random_tensor({6, 4}, 1), wrong = random_tensor({5, 4}, 2);
+    write_npy(path("fq.npy").toStdString(), q);
+    write_npy(path("fw.npy").toStdString(), wrong);
+    const QString out = path("f.json");
+    expect_failure(cli({"compare", "--variant", "performer", "--q", path("fq.npy"), "--k", path("fq.npy"), "--json", out}), 2,
+                   "compare needs --v");
+    expect_failure(cli({"compare", "--variant", "nope", "--q", path("fq.npy"), "--k", path("fq.npy"), "--v", path("fq.npy"),
+                        "--json", out}),
+                   1, "nope");
+    expect_failure(cli({"compare", "--variant", "performer", "--q", path("fq.npy"), "--k", path("fw.npy"), "--v",
+                        path("fq.npy"), "--causal", "--json", out}),
+                   1, "k and v must have the same length");
+    expect_failure(cli({"compare", "--variant", "performer", "--q", path("missing.npy"), "--k", path("fq.npy"), "--v",
+                        path("fq.npy"), "--json", out}),
+                   1, "missing.npy");
+    expect_failure(cli({"compare", "--variant", "performer", "--param", "n_features=0", "--q", path("fq.npy"), "--k",
+                        path("fq.npy"), "--v", path("fq.npy"), "--json", out}),
+                   1, "n_features");
+    expect_failure(cli({"compare", "--variant", "performer", "--topk", "0", "--q", path("fq.npy"), "--k", path("fq.npy"),
+                        "--v", path("fq.npy"), "--json", out}),
+                   1, "--topk=0");
+    expect_failure(cli({"compare", "--variant", "performer", "--q", path("fq.npy"), "--k", path("fq.npy"), "--v",
+                        path("fq.npy"), "--json", path("nowhere/f.json")}),
+                   1, "does not exist");
+    QVERIFY(!QFile::exists(out));
+  }
+
+  // A sweep over BigBird's window: more blocks in view, less error, none once it covers all.
+  void sweep_bigbird_window_decreases_error() {
+    const CliRun r = cli({"sweep", "--variant", "bigbird", "--sweep", "window_blocks=1,3,7,15", "--param", "block_size=8",
+                          "--param", "global_blocks=0", "--param", "random_blocks=0", "--seeds", "2", "--length", "64",
+                          "--dim", "16", "--json", path("s.json"), "--out", path("s.png")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY(r.err.isEmpty());  // no progress when stderr is not a terminal
+    const auto j = nlohmann::json::parse(read_bytes(path("s.json")).toStdString());
+    QCOMPARE(j["variant"].get<std::string>(), std::string("bigbird"));
+    QCOMPARE(j["sweep"].get<std::string>(), std::string("window_blocks"));
+    QCOMPARE(j["seeds"].get<int>(), 2);
+    QCOMPARE(j["length"].get<int>(), 64);
+    const auto& rows = j["rows"];
+    QCOMPARE(rows.size(), std::size_t{4});
+    for (std::size_t i = 0; i + 1 < rows.size(); ++i)
+      QVERIFY(rows[i]["rel_output_error"]["mean"].get<double>() > rows[i + 1]["rel_output_error"]["mean"].get<double>());
+    QVERIFY(rows[3]["rel_output_error"]["max"].get<double>() < 1e-5);
+    QCOMPARE(rows[3]["topk_overlap"]["min"].get<double>(), 1.0);
+    for (const auto& row : rows) {
+      QVERIFY(row["rel_output_error"]["min"].get<double>() <= row["rel_output_error"]["mean"].get<double>());
+      QVERIFY(row.contains("mean_row_kl") && row["mean_row_kl"].contains("std"));
+    }
+    QCOMPARE(j["fits"][0]["metric"].get<std::string>(), std::string("rel_output_error"));
+    QVERIFY(j["fits"][0]["slope"].get<double>() < 0);
+    QVERIFY(!QImage(path("s.png")).isNull());
+
+    const CliRun csv = cli({"sweep", "--variant", "performer", "--sweep", "n_features=8,32", "--seeds", "1", "--length", "32",
+                            "--dim", "8", "--json", path("p.json"), "--out", path("p.csv")});
+    QVERIFY2(csv.exit_code == 0, qPrintable(csv.err));
+    const QByteArray text = read_bytes(path("p.csv"));
+    QVERIFY(text.startsWith("series,value,numeric,rel_output_error_mean"));
+    QCOMPARE(text.count("\r\n"), 3);
+  }
+
+  void sweep_fails_cleanly() {
+    const QString out = path("bad.json");
+    const QStringList tail = {"--seeds", "2", "--length", "16", "--dim", "4", "--json", out};
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer"} + tail), 2, "sweep needs --sweep");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features"} + tail), 2,
+                   "expected KEY=V1,V2,...");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8,,16"} + tail), 2, "empty value");
+    expect_failure(cli({"sweep", "--variant", "performer", "--sweep", "n_features=8", "--json", out}), 2, "sweep needs --seeds");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "features=8,16"} + tail), 1, "n_features");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8,5000"} + tail), 1,
+                   "n_features: an integer in [1, 4096]");
+    expect_failure(cli({"sweep", "--variant", "performer", "--sweep", "n_features=8", "--seeds", "65", "--json", out}), 1,
+                   "seeds: an integer in [1, 64]");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8", "--out", path("c.txt")} + tail),
+                   1, "allowed extensions .png, .svg, .pdf, .csv");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8", "--dpi", "5", "--out",
+                                   path("sweep-dpi.png")} + tail),
+                   1, "--dpi=5");
+    QVERIFY(!QFile::exists(out));
+    QVERIFY(!QFile::exists(path("sweep-dpi.png")));
+  }
+
   void usage_errors() {
     expect_failure(cli({}), 2, "");
     expect_failure(cli({"frobnicate"}), 2, "unknown command 'frobnicate'");
     const CliRun help = cli({"--help"});
     QCOMPARE(help.exit_code, 0);
     QVERIFY(help.out.contains("attend"));
+    QVERIFY(help.out.contains("compare --variant NAME"));
+    QVERIFY(help.out.contains("sweep --variant NAME --sweep KEY=V1,V2,..."));
     const CliRun info = cli({"info"});
     QCOMPARE(info.exit_code, 0);
     QVERIFY(info.out.contains("CPU") || info.out.contains("CUDA"));

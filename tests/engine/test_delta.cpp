@@ -13,12 +13,12 @@ using attnlab::test::random_tensor;
 
 namespace {
 
-Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, nlohmann::json params, bool causal, Trace* trace = nullptr,
-           std::uint64_t seed = 1) {
-  const Attention& delta = Registry::builtin().get("delta");
-  Params p(delta.spec().params);
-  p.set_from_json(params);
-  return run_attention(delta, AttentionInput{q, k, v, causal, nullptr, &p, seed}, trace);
+// delta with `params` over its defaults; the trace, when one is passed, is filled.
+Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, const nlohmann::json& params, bool causal,
+           Trace* trace = nullptr, std::uint64_t seed = 1) {
+  test::VariantRun r = test::run_variant("delta", q, k, v, params, {causal, seed, trace != nullptr});
+  if (trace) *trace = std::move(r.trace);
+  return std::move(r.out);
 }
 
 // The delta rule in double precision, written from the equations: [L, dv] for head h.

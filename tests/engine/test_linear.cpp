@@ -22,32 +22,20 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::max_relative_error;
 
 namespace {
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const LinearExtras& extras() const { return dynamic_cast<const LinearExtras&>(*trace.extras); }
-};
+using Run = test::VariantRun;
 
 Run run_linear(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, const std::string& form, double eps,
                bool with_trace, const std::vector<std::uint8_t>* padding = nullptr) {
-  const Attention& variant = Registry::builtin().get("linear");
-  Params p(variant.spec().params);
-  p.set("form", form);
-  p.set("eps", eps);
-  AttentionInput in{q, k, v, causal, padding, &p, 7};
-  Run run;
-  run.out = run_attention(variant, in, with_trace ? &run.trace : nullptr);
-  return run;
+  return test::run_variant("linear", q, k, v, {{"form", form}, {"eps", eps}}, {causal, 7, with_trace, padding});
 }
 
 double elu1(double x) { return x > 0.0 ? x + 1.0 : std::exp(x); }
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !(padding && (*padding)[static_cast<std::size_t>(j)]);
-}
 
 struct Reference {
   std::vector<double> weights;  // [H, Lq, Lk]
@@ -67,7 +55,7 @@ Reference quadratic(const std::vector<double>& phi_q, const std::vector<double>&
       double total = 0.0;
       std::vector<double> kappa(static_cast<std::size_t>(Lk), 0.0);
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, causal, padding)) continue;
+        if (!key_visible(i, j, causal, padding)) continue;
         double dot = 0.0;
         for (std::int64_t f = 0; f < F; ++f)
           dot += phi_q[static_cast<std::size_t>((h * Lq + i) * F + f)] * phi_k[static_cast<std::size_t>((h * Lk + j) * F + f)];
@@ -93,16 +81,6 @@ std::vector<double> elu1_of(const Tensor& x) {
 Reference elu_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double eps,
                         const std::vector<std::uint8_t>* padding) {
   return quadratic(elu1_of(q), elu1_of(k), {}, v, q.dim(0), q.dim(1), k.dim(1), q.dim(2), causal, eps, padding);
-}
-
-// Largest |a - b| / max(1, |b|).
-double worst(const Tensor& a, const std::vector<double>& b) {
-  return attnlab::test::max_relative_error(a.data(), b.data(), a.size());
-}
-
-bool identical_rows(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t row = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * row, b.data() + h * row, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
 }
 
 std::vector<std::uint8_t> every_fifth_padded(std::int64_t length) {
@@ -153,9 +131,9 @@ class TestLinear : public QObject {
     for (const char* form : {"prefix", "recurrent"}) {
       const Run fast = run_linear(q, k, v, causal, form, eps, false, pad);
       const Run traced = run_linear(q, k, v, causal, form, eps, true, pad);
-      QVERIFY2(worst(fast.out, ref.out) < 1e-5, qPrintable(QString("%1 fast: %2").arg(form).arg(worst(fast.out, ref.out))));
-      QVERIFY2(worst(traced.out, ref.out) < 1e-5, form);
-      QVERIFY2(worst(traced.trace.weights, ref.weights) < 1e-5, form);
+      QVERIFY2(max_relative_error(fast.out, ref.out) < 1e-5, qPrintable(QString("%1 fast: %2").arg(form).arg(max_relative_error(fast.out, ref.out))));
+      QVERIFY2(max_relative_error(traced.out, ref.out) < 1e-5, form);
+      QVERIFY2(max_relative_error(traced.trace.weights, ref.weights) < 1e-5, form);
       for (std::int64_t i = 0; i < fast.out.size(); ++i) QCOMPARE(traced.out.data()[i], fast.out.data()[i]);
     }
   }
@@ -183,9 +161,9 @@ class TestLinear : public QObject {
         o.causal = causal;
         o.key_padding = pad;
         const QString what = QString("causal %1 padded %2").arg(causal).arg(padded);
-        QVERIFY2(worst(linear_attention_chunked(f, v, o), ref.out) < 1e-5, qPrintable(what));
-        QVERIFY2(worst(linear_attention_weights(f, o), ref.weights) < 1e-5, qPrintable(what));
-        if (causal) QVERIFY2(worst(linear_attention_recurrent(f, v, o), ref.out) < 1e-5, qPrintable(what));
+        QVERIFY2(max_relative_error(linear_attention_chunked(f, v, o), ref.out) < 1e-5, qPrintable(what));
+        QVERIFY2(max_relative_error(linear_attention_weights(f, o), ref.weights) < 1e-5, qPrintable(what));
+        if (causal) QVERIFY2(max_relative_error(linear_attention_recurrent(f, v, o), ref.out) < 1e-5, qPrintable(what));
       }
   }
 
@@ -210,7 +188,7 @@ class TestLinear : public QObject {
           double sum = 0.0;
           for (std::int64_t j = 0; j < 70; ++j) {
             QVERIFY(w.at(h, i, j) >= 0.0f);
-            if (!visible(i, j, causal, &padding)) QCOMPARE(w.at(h, i, j), 0.0f);
+            if (!key_visible(i, j, causal, &padding)) QCOMPARE(w.at(h, i, j), 0.0f);
             sum += w.at(h, i, j);
           }
           // Key 0 is never padded, so every row has a visible key.
@@ -224,7 +202,7 @@ class TestLinear : public QObject {
     }
     // With ε > 0 the rows fall short of 1 by ε / (denominator + ε): the matrix actually applied.
     const Run run = run_linear(q, k, v, false, "prefix", 0.5, true);
-    const LinearExtras& e = run.extras();
+    const LinearExtras& e = run.extras<LinearExtras>();
     for (std::int64_t i = 0; i < 70; ++i) {
       double sum = 0.0;
       for (std::int64_t j = 0; j < 70; ++j) sum += run.trace.weights.at(0, i, j);
@@ -269,8 +247,8 @@ class TestLinear : public QObject {
           const Run a = run_linear(q, k, v, true, form, 1e-6, traced);
           const Run b = run_linear(q2, k2, v2, true, form, 1e-6, traced);
           for (std::int64_t h = 0; h < 2; ++h) {
-            QVERIFY2(identical_rows(a.out, b.out, h, j), qPrintable(QString("%1 token %2").arg(form).arg(j)));
-            if (traced) QVERIFY(identical_rows(a.trace.weights, b.trace.weights, h, j));
+            QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 token %2").arg(form).arg(j)));
+            if (traced) QVERIFY(head_rows_identical(a.trace.weights, b.trace.weights, h, j));
           }
           bool changed = false;
           for (std::int64_t c = 0; c < 5; ++c) changed |= a.out.at(0, j, c) != b.out.at(0, j, c);
@@ -306,7 +284,7 @@ class TestLinear : public QObject {
     const Tensor q = random_tensor({H, L, d}, 61), k = random_tensor({H, L, d}, 62), v = random_tensor({H, L, dv}, 63);
     const auto padding = every_fifth_padded(L);
     const Run run = run_linear(q, k, v, true, "prefix", 1e-6, true, &padding);
-    const LinearExtras& e = run.extras();
+    const LinearExtras& e = run.extras<LinearExtras>();
     QCOMPARE(e.kind(), std::string_view("linear"));
     const RecurrentStates& s = e.recurrent();
     QCOMPARE(s.steps, RecurrentStates::snapshot_steps(L));

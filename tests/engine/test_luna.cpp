@@ -17,6 +17,8 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::max_abs_diff;
 
 namespace {
 
@@ -28,26 +30,12 @@ struct Config {
   std::uint64_t seed = 4;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const LunaExtras::Data& data() const { return dynamic_cast<const LunaExtras&>(*trace.extras).data(); }
-};
+using Run = test::VariantRun;
 
 Run run_luna(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
              const std::vector<std::uint8_t>* padding = nullptr) {
-  Params p(Registry::builtin().get("luna").spec().params);
-  p.set("pack_len", c.pack_len);
-  p.set("p_scale", c.p_scale);
-  p.set("causal_form", c.form);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(Registry::builtin().get("luna"), in, with_trace ? &run.trace : nullptr);
-  return run;
-}
-
-bool is_padded(const std::vector<std::uint8_t>* padding, std::int64_t j) {
-  return padding && (*padding)[static_cast<std::size_t>(j)];
+  const nlohmann::json params = {{"pack_len", c.pack_len}, {"p_scale", c.p_scale}, {"causal_form", c.form}};
+  return test::run_variant("luna", q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 using Mat = std::vector<std::vector<double>>;
@@ -88,9 +76,9 @@ void naive_noncausal(const Tensor& P, const Tensor& q, const Tensor& k, const Te
     for (std::int64_t p = 0; p < l; ++p) {
       double top = -1e300, s = 0.0;
       for (std::int64_t j = 0; j < Lk; ++j)
-        if (!is_padded(padding, j)) top = std::max(top, dot(pm[static_cast<std::size_t>(p)], km[static_cast<std::size_t>(j)]) * scale);
+        if (!is_key_padded(padding, j)) top = std::max(top, dot(pm[static_cast<std::size_t>(p)], km[static_cast<std::size_t>(j)]) * scale);
       for (std::int64_t j = 0; j < Lk; ++j)
-        if (!is_padded(padding, j)) s += pack[static_cast<std::size_t>(p)][static_cast<std::size_t>(j)] = std::exp(dot(pm[static_cast<std::size_t>(p)], km[static_cast<std::size_t>(j)]) * scale - top);
+        if (!is_key_padded(padding, j)) s += pack[static_cast<std::size_t>(p)][static_cast<std::size_t>(j)] = std::exp(dot(pm[static_cast<std::size_t>(p)], km[static_cast<std::size_t>(j)]) * scale - top);
       for (auto& x : pack[static_cast<std::size_t>(p)]) x /= s;
     }
     Mat yk(static_cast<std::size_t>(l), std::vector<double>(static_cast<std::size_t>(d), 0.0));
@@ -129,7 +117,7 @@ std::vector<double> cumsum_causal(const Tensor& P, const Tensor& q, const Tensor
     Mat cs(static_cast<std::size_t>(L), std::vector<double>(static_cast<std::size_t>(l), 0.0));
     std::vector<double> count(static_cast<std::size_t>(L), 0.0);
     for (std::int64_t j = 0; j < L; ++j) {
-      if (is_padded(padding, j)) continue;
+      if (is_key_padded(padding, j)) continue;
       count[static_cast<std::size_t>(j)] = 1.0;
       for (std::int64_t p = 0; p < l; ++p) {
         const double g = dot(pm[static_cast<std::size_t>(p)], km[static_cast<std::size_t>(j)]) * scale;
@@ -167,16 +155,6 @@ std::vector<double> cumsum_causal(const Tensor& P, const Tensor& q, const Tensor
   return out;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (std::int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - b.data()[i]));
-  return worst;
-}
-
-bool rows_identical(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t stride = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * stride, b.data() + h * stride, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
-}
 
 // The first `rows` rows of every head of x.
 Tensor prefix(const Tensor& x, std::int64_t rows) {
@@ -230,7 +208,7 @@ class TestLuna : public QObject {
     c.pack_len = pack_len;
     const Run fast = run_luna(q, k, v, c, false, pad), traced = run_luna(q, k, v, c, true, pad);
     std::vector<double> out, w;
-    naive_noncausal(traced.data().packed_sequence, q, k, v, pad, out, w);
+    naive_noncausal(traced.data<LunaExtras>().packed_sequence, q, k, v, pad, out, w);
     QVERIFY2(test::max_relative_error(fast.out.data(), out.data(), fast.out.size()) < 1e-5, "fast output");
     QVERIFY2(test::max_relative_error(traced.out.data(), out.data(), traced.out.size()) < 1e-5, "traced output");
     QVERIFY2(test::max_relative_error(traced.trace.weights.data(), w.data(), traced.trace.weights.size()) < 1e-5, "weights");
@@ -260,7 +238,7 @@ class TestLuna : public QObject {
     c.form = form.toStdString();
     c.causal = true;
     const Run sequential = run_luna(q, k, v, c, false, pad), parallel = run_luna(q, k, v, c, true, pad);
-    const std::vector<double> ref = cumsum_causal(parallel.data().packed_sequence, q, k, v, c.form == "reference", pad);
+    const std::vector<double> ref = cumsum_causal(parallel.data<LunaExtras>().packed_sequence, q, k, v, c.form == "reference", pad);
     const double seq_err = test::max_relative_error(sequential.out.data(), ref.data(), sequential.out.size());
     const double par_err = test::max_relative_error(parallel.out.data(), ref.data(), parallel.out.size());
     QVERIFY2(seq_err < 1e-5, qPrintable(QString("sequential %1").arg(seq_err)));
@@ -297,10 +275,10 @@ class TestLuna : public QObject {
       const Run keys = run_luna(q, kp, vp, Config{}, traced);
       QVERIFY2(max_abs_diff(base.out, keys.out) < 1e-5, qPrintable(QString::number(max_abs_diff(base.out, keys.out))));
       if (traced) {
-        QVERIFY(max_abs_diff(base.data().packed_values, keys.data().packed_values) < 1e-5);
-        QVERIFY(max_abs_diff(base.data().packed_keys, keys.data().packed_keys) < 1e-5);
+        QVERIFY(max_abs_diff(base.data<LunaExtras>().packed_values, keys.data<LunaExtras>().packed_values) < 1e-5);
+        QVERIFY(max_abs_diff(base.data<LunaExtras>().packed_keys, keys.data<LunaExtras>().packed_keys) < 1e-5);
         for (std::int64_t p = 0; p < 8; ++p)
-          for (std::int64_t i = 0; i < L; ++i) QVERIFY(std::abs(keys.data().pack_map.at(1, p, i) - base.data().pack_map.at(1, p, perm(i))) < 1e-6f);
+          for (std::int64_t i = 0; i < L; ++i) QVERIFY(std::abs(keys.data<LunaExtras>().pack_map.at(1, p, i) - base.data<LunaExtras>().pack_map.at(1, p, perm(i))) < 1e-6f);
       }
       const Run queries = run_luna(qp, k, v, Config{}, traced);
       double worst = 0.0;
@@ -324,7 +302,7 @@ class TestLuna : public QObject {
         c.causal = causal;
         c.form = form;
         const Run run = run_luna(q, k, v, c, true, &padding);
-        const auto& e = run.data();
+        const auto& e = run.data<LunaExtras>();
         QVERIFY2(weights_times_values_error(run, v) < 1e-5, qPrintable(QString("causal=%1 %2").arg(causal).arg(form)));
         const bool stochastic = !(causal && std::string(form) == "reference");
         double off_one = 0.0;
@@ -369,7 +347,7 @@ class TestLuna : public QObject {
         c.causal = true;
         c.form = form;
         const Run a = run_luna(q, k, v, c, false), b = run_luna(q2, k2, v2, c, false);
-        for (std::int64_t h = 0; h < 2; ++h) QVERIFY2(rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2").arg(form).arg(j)));
+        for (std::int64_t h = 0; h < 2; ++h) QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2").arg(form).arg(j)));
         QVERIFY(max_abs_diff(a.out, b.out) > 1e-4);
       }
   }
@@ -429,13 +407,13 @@ class TestLuna : public QObject {
     Config c;
     c.p_scale = 2.0;
     const Run a = run_luna(q, k, v, c, true), b = run_luna(q, k, v, c, true);
-    QVERIFY(max_abs_diff(a.data().packed_sequence, b.data().packed_sequence) == 0.0);
-    QCOMPARE(a.data().packed_sequence.shape(), (Shape{2, 8, 8}));
+    QVERIFY(max_abs_diff(a.data<LunaExtras>().packed_sequence, b.data<LunaExtras>().packed_sequence) == 0.0);
+    QCOMPARE(a.data<LunaExtras>().packed_sequence.shape(), (Shape{2, 8, 8}));
     double sq = 0.0;
-    for (std::int64_t i = 0; i < a.data().packed_sequence.size(); ++i) sq += std::pow(a.data().packed_sequence.data()[i], 2);
+    for (std::int64_t i = 0; i < a.data<LunaExtras>().packed_sequence.size(); ++i) sq += std::pow(a.data<LunaExtras>().packed_sequence.data()[i], 2);
     QVERIFY(std::abs(std::sqrt(sq / 128.0) - 2.0) < 0.5);  // entries N(0, p_scale²)
     c.seed = 5;
-    QVERIFY(max_abs_diff(a.data().packed_sequence, run_luna(q, k, v, c, true).data().packed_sequence) > 0.1);
+    QVERIFY(max_abs_diff(a.data<LunaExtras>().packed_sequence, run_luna(q, k, v, c, true).data<LunaExtras>().packed_sequence) > 0.1);
     QVERIFY(a.trace.extras->to_json().at("unpack_map").size() == 2);
   }
 

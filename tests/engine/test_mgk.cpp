@@ -16,6 +16,9 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::max_abs_diff;
 
 namespace {
 
@@ -29,32 +32,14 @@ struct Config {
   std::uint64_t seed = 9;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const MgkExtras::Data& data() const { return dynamic_cast<const MgkExtras&>(*trace.extras).data(); }
-};
+using Run = test::VariantRun;
 
 Run run_mgk(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
             const std::vector<std::uint8_t>* padding = nullptr) {
-  Params p(Registry::builtin().get("mgk").spec().params);
-  p.set("pi_mode", c.mode);
-  p.set("pi1", c.pi1);
-  p.set("em_steps", c.em_steps);
-  p.set("second_key", c.second_key);
-  p.set("key2_scale", c.key2_scale);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(Registry::builtin().get("mgk"), in, with_trace ? &run.trace : nullptr);
-  return run;
-}
-
-bool is_padded(const std::vector<std::uint8_t>* padding, std::int64_t j) {
-  return padding && (*padding)[static_cast<std::size_t>(j)];
-}
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !is_padded(padding, j);
+  const nlohmann::json params = {{"pi_mode", c.mode},         {"pi1", c.pi1},
+                                 {"em_steps", c.em_steps},    {"second_key", c.second_key},
+                                 {"key2_scale", c.key2_scale}};
+  return test::run_variant("mgk", q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 struct Reference {
@@ -105,7 +90,7 @@ Reference naive(const MgkExtras::Data& e, const Tensor& q, const Tensor& k, cons
           int n = 0;
           for (std::int64_t i = 0; i < Lq; ++i) {
             if (c.causal && i > j) continue;                // causal: queries i <= j
-            if (Lq == Lk && is_padded(padding, i)) continue;  // padded positions
+            if (Lq == Lk && is_key_padded(padding, i)) continue;  // padded positions
             const double p = pi[static_cast<std::size_t>(j)];
             const double a = p * std::exp(g1[static_cast<std::size_t>(i * Lk + j)]);
             const double b = (1 - p) * std::exp(g2[static_cast<std::size_t>(i * Lk + j)]);
@@ -122,7 +107,7 @@ Reference naive(const MgkExtras::Data& e, const Tensor& q, const Tensor& k, cons
       std::vector<double> a1(static_cast<std::size_t>(Lk), 0.0), a2(a1.size(), 0.0);
       double z = 0.0;
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, c.causal, padding)) continue;
+        if (!key_visible(i, j, c.causal, padding)) continue;
         const double e1 = std::exp(g1[static_cast<std::size_t>(i * Lk + j)]), e2 = std::exp(g2[static_cast<std::size_t>(i * Lk + j)]);
         if (c.mode == "hard_em") {
           (e1 >= e2 ? a1 : a2)[static_cast<std::size_t>(j)] = std::max(e1, e2);
@@ -166,16 +151,6 @@ std::vector<double> single_gaussian(const Tensor& q, const Tensor& k, const Tens
   return out;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (std::int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - b.data()[i]));
-  return worst;
-}
-
-bool rows_identical(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t stride = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * stride, b.data() + h * stride, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
-}
 
 }  // namespace
 
@@ -226,18 +201,18 @@ class TestMgk : public QObject {
     c.key2_scale = 0.8;
     const Run fast = run_mgk(q, k, v, c, false, pad);
     const Run traced = run_mgk(q, k, v, c, true, pad);
-    const Reference ref = naive(traced.data(), q, k, v, c, pad);
+    const Reference ref = naive(traced.data<MgkExtras>(), q, k, v, c, pad);
     const auto err = [](const Tensor& t, const std::vector<double>& r) { return test::max_relative_error(t.data(), r.data(), t.size()); };
     QVERIFY2(err(fast.out, ref.out) < 1e-5, qPrintable(QString("fast %1").arg(err(fast.out, ref.out))));
     QVERIFY2(err(traced.out, ref.out) < 1e-5, qPrintable(QString("traced %1").arg(err(traced.out, ref.out))));
     QVERIFY2(err(traced.trace.weights, ref.weights) < 1e-5, qPrintable(QString("weights %1").arg(err(traced.trace.weights, ref.weights))));
-    QVERIFY(err(traced.data().component1, ref.comp1) < 1e-5);
-    QVERIFY(err(traced.data().component2, ref.comp2) < 1e-5);
-    if (c.mode != "hard_em") QVERIFY2(err(traced.data().pi, ref.pi) < 1e-5, qPrintable(QString("pi %1").arg(err(traced.data().pi, ref.pi))));
+    QVERIFY(err(traced.data<MgkExtras>().component1, ref.comp1) < 1e-5);
+    QVERIFY(err(traced.data<MgkExtras>().component2, ref.comp2) < 1e-5);
+    if (c.mode != "hard_em") QVERIFY2(err(traced.data<MgkExtras>().pi, ref.pi) < 1e-5, qPrintable(QString("pi %1").arg(err(traced.data<MgkExtras>().pi, ref.pi))));
     // Soft-EM moves π away from its start.
     if (c.mode == "soft_em") {
       double moved = 0.0;
-      for (std::int64_t i = 0; i < traced.data().pi.size(); ++i) moved = std::max(moved, std::abs(traced.data().pi.data()[i] - 0.3));
+      for (std::int64_t i = 0; i < traced.data<MgkExtras>().pi.size(); ++i) moved = std::max(moved, std::abs(traced.data<MgkExtras>().pi.data()[i] - 0.3));
       QVERIFY(moved > 0.01);
     }
   }
@@ -300,14 +275,14 @@ class TestMgk : public QObject {
         c.causal = causal;
         c.em_steps = 3;
         const Run run = run_mgk(q, k, v, c, true, &padding);
-        const auto& e = run.data();
+        const auto& e = run.data<MgkExtras>();
         for (std::int64_t h = 0; h < 2; ++h)
           for (std::int64_t i = 0; i < 64; ++i) {
             double sum = 0.0;
             bool any = false;
             for (std::int64_t j = 0; j < 64; ++j) {
               const float w = run.trace.weights.at(h, i, j);
-              if (!visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
+              if (!key_visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
               else any = true;
               QVERIFY(w >= 0.0f);
               QVERIFY(std::abs(e.component1.at(h, i, j) + e.component2.at(h, i, j) - w) < 1e-6f);
@@ -331,7 +306,7 @@ class TestMgk : public QObject {
     Config c;
     c.pi1 = 1.0;
     const Run only_first = run_mgk(q, k, v, c, true);
-    for (std::int64_t i = 0; i < only_first.data().component2.size(); ++i) QCOMPARE(only_first.data().component2.data()[i], 0.0f);
+    for (std::int64_t i = 0; i < only_first.data<MgkExtras>().component2.size(); ++i) QCOMPARE(only_first.data<MgkExtras>().component2.data()[i], 0.0f);
   }
 
   // Changing token j (q, k, v) leaves earlier outputs bit-identical in every π mode, including
@@ -354,8 +329,8 @@ class TestMgk : public QObject {
         for (bool traced : {false, true}) {
           const Run a = run_mgk(q, k, v, c, traced), b = run_mgk(q2, k2, v2, c, traced);
           for (std::int64_t h = 0; h < 2; ++h) {
-            QVERIFY2(rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2 traced=%3").arg(mode).arg(j).arg(traced)));
-            if (traced) QVERIFY(rows_identical(a.trace.weights, b.trace.weights, h, j));
+            QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2 traced=%3").arg(mode).arg(j).arg(traced)));
+            if (traced) QVERIFY(head_rows_identical(a.trace.weights, b.trace.weights, h, j));
           }
           QVERIFY(max_abs_diff(a.out, b.out) > 1e-4);
         }
@@ -367,16 +342,16 @@ class TestMgk : public QObject {
     const Tensor q = random_tensor({2, 10, 8}, 51), k = random_tensor({2, 10, 8}, 52), v = random_tensor({2, 10, 4}, 53);
     Config c;
     const Run a = run_mgk(q, k, v, c, true), b = run_mgk(q, k, v, c, true);
-    QVERIFY(max_abs_diff(a.data().key_shift, b.data().key_shift) == 0.0);
-    QCOMPARE(a.data().key_shift.shape(), (Shape{2, 8}));
-    QVERIFY(a.data().key_projection.empty());
+    QVERIFY(max_abs_diff(a.data<MgkExtras>().key_shift, b.data<MgkExtras>().key_shift) == 0.0);
+    QCOMPARE(a.data<MgkExtras>().key_shift.shape(), (Shape{2, 8}));
+    QVERIFY(a.data<MgkExtras>().key_projection.empty());
     c.seed = 10;
-    QVERIFY(max_abs_diff(a.data().key_shift, run_mgk(q, k, v, c, true).data().key_shift) > 0.05);
+    QVERIFY(max_abs_diff(a.data<MgkExtras>().key_shift, run_mgk(q, k, v, c, true).data<MgkExtras>().key_shift) > 0.05);
     c.second_key = "projection";
     const Run p = run_mgk(q, k, v, c, true);
-    QCOMPARE(p.data().key_projection.shape(), (Shape{2, 8, 8}));
-    QVERIFY(p.data().key_shift.empty());
-    QVERIFY(std::abs(p.data().sigma2 - std::sqrt(8.0)) < 1e-6);
+    QCOMPARE(p.data<MgkExtras>().key_projection.shape(), (Shape{2, 8, 8}));
+    QVERIFY(p.data<MgkExtras>().key_shift.empty());
+    QVERIFY(std::abs(p.data<MgkExtras>().sigma2 - std::sqrt(8.0)) < 1e-6);
     QVERIFY(a.trace.extras->to_json().at("component1").size() == 2);
   }
 

@@ -23,6 +23,10 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::log_log_slope;
+using attnlab::test::max_relative_error;
 
 namespace {
 
@@ -36,36 +40,17 @@ struct Config {
   std::uint64_t seed = 5;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const PerformerExtras& extras() const { return dynamic_cast<const PerformerExtras&>(*trace.extras); }
-};
+using Run = test::VariantRun;
 
 Run run_performer(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
                   const std::vector<std::uint8_t>* padding = nullptr) {
-  const Attention& variant = Registry::builtin().get("performer");
-  Params p(variant.spec().params);
-  p.set("n_features", c.features);
-  p.set("orthogonal", c.orthogonal);
-  p.set("feature_norms", c.norms);
-  p.set("redraw", c.redraw);
-  p.set("feature_eps", c.eps);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(variant, in, with_trace ? &run.trace : nullptr);
-  return run;
+  const nlohmann::json params = {{"n_features", c.features}, {"orthogonal", c.orthogonal}, {"feature_norms", c.norms},
+                                 {"redraw", c.redraw},       {"feature_eps", c.eps}};
+  return test::run_variant("performer", q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 Run run_softmax(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  AttentionInput in{q, k, v, causal, nullptr, nullptr, 0};
-  Run run;
-  run.out = run_attention(Registry::builtin().get("softmax"), in, &run.trace);
-  return run;
-}
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !(padding && (*padding)[static_cast<std::size_t>(j)]);
+  return test::run_variant("softmax", q, k, v, nullptr, {causal, 0, true});
 }
 
 // a_f(x) = w_f·x' − ‖x'‖²/2 with x' = x·d^{−1/4}, in double, for row i of head h.
@@ -104,7 +89,7 @@ Reference favor_reference(const Tensor& w, const Tensor& q, const Tensor& k, con
       std::vector<double> kappa(static_cast<std::size_t>(Lk), 0.0);
       double total = 0.0;
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, causal, padding)) continue;
+        if (!key_visible(i, j, causal, padding)) continue;
         const auto& a = ak[static_cast<std::size_t>(j)];
         const double mk = *std::max_element(a.begin(), a.end());
         double kap = 0.0;
@@ -127,28 +112,6 @@ Reference favor_reference(const Tensor& w, const Tensor& q, const Tensor& k, con
   return r;
 }
 
-double worst(const Tensor& a, const std::vector<double>& b) { return attnlab::test::max_relative_error(a.data(), b.data(), a.size()); }
-
-bool identical_rows(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t row = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * row, b.data() + h * row, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
-}
-
-double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
-  double mx = 0, my = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    mx += std::log(x[i]);
-    my += std::log(y[i]);
-  }
-  mx /= static_cast<double>(x.size());
-  my /= static_cast<double>(x.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
-    den += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
-  }
-  return num / den;
-}
 
 // φ(q)·φ(k) with unstabilised features (ε = 0) for one draw of W.
 double kernel_estimate(const Tensor& w, const Tensor& q, const Tensor& k) {
@@ -188,7 +151,7 @@ class TestPerformer : public QObject {
       Config c;
       c.eps = eps;
       const Run run = run_performer(q, k, v, c, true);
-      const FavorTrace& f = run.extras().data().favor;
+      const FavorTrace& f = run.extras<PerformerExtras>().data().favor;
       QCOMPARE(f.query_features.shape(), (Shape{2, 50, 64}));
       QCOMPARE(f.key_features.shape(), (Shape{2, 60, 64}));
       for (std::int64_t i = 0; i < f.query_features.size(); ++i) QVERIFY(f.query_features.data()[i] > 0.0f);
@@ -275,10 +238,10 @@ class TestPerformer : public QObject {
     const Run run = run_performer(q, q, v, c, true);
     for (std::int64_t h = 0; h < 2; ++h) {
       const Tensor expected = draw_random_features(d, favor_seed(c.seed, h, 0), RandomFeatureOptions{m, true, FeatureNorms::Gaussian});
-      QVERIFY(std::memcmp(run.extras().data().favor.feature_matrix.data() + h * m * d, expected.data(), sizeof(float) * m * d) == 0);
+      QVERIFY(std::memcmp(run.extras<PerformerExtras>().data().favor.feature_matrix.data() + h * m * d, expected.data(), sizeof(float) * m * d) == 0);
     }
-    QCOMPARE(run.extras().n_features(), m);
-    QVERIFY(run.extras().orthogonal());
+    QCOMPARE(run.extras<PerformerExtras>().n_features(), m);
+    QVERIFY(run.extras<PerformerExtras>().orthogonal());
   }
 
   // Prefix sums (causal), global sums (non-causal) and the traced weights against the quadratic
@@ -312,16 +275,16 @@ class TestPerformer : public QObject {
     c.features = features;
     const Run fast = run_performer(q, k, v, c, false, pad);
     const Run traced = run_performer(q, k, v, c, true, pad);
-    const Reference ref = favor_reference(traced.extras().data().favor.feature_matrix, q, k, v, eps, causal, pad);
-    QVERIFY2(worst(fast.out, ref.out) < 1e-5, qPrintable(QString("fast %1").arg(worst(fast.out, ref.out))));
-    QVERIFY2(worst(traced.out, ref.out) < 1e-5, "traced");
-    QVERIFY2(worst(traced.trace.weights, ref.weights) < 1e-5, "weights");
+    const Reference ref = favor_reference(traced.extras<PerformerExtras>().data().favor.feature_matrix, q, k, v, eps, causal, pad);
+    QVERIFY2(max_relative_error(fast.out, ref.out) < 1e-5, qPrintable(QString("fast %1").arg(max_relative_error(fast.out, ref.out))));
+    QVERIFY2(max_relative_error(traced.out, ref.out) < 1e-5, "traced");
+    QVERIFY2(max_relative_error(traced.trace.weights, ref.weights) < 1e-5, "weights");
     // Rows sum to 1 (no denominator ε), hidden keys exactly 0.
     for (std::int64_t h = 0; h < 2; ++h)
       for (std::int64_t i = 0; i < L; ++i) {
         double sum = 0.0;
         for (std::int64_t j = 0; j < L; ++j) {
-          if (!visible(i, j, causal, pad)) QCOMPARE(traced.trace.weights.at(h, i, j), 0.0f);
+          if (!key_visible(i, j, causal, pad)) QCOMPARE(traced.trace.weights.at(h, i, j), 0.0f);
           sum += traced.trace.weights.at(h, i, j);
         }
         QVERIFY(std::abs(sum - 1.0) < 1e-5);
@@ -335,7 +298,7 @@ class TestPerformer : public QObject {
     c.eps = 0.0;
     c.features = 16;
     const Run run = run_performer(q, k, v, c, true);
-    const FavorTrace& f = run.extras().data().favor;
+    const FavorTrace& f = run.extras<PerformerExtras>().data().favor;
     for (std::int64_t i = 0; i < 20; ++i)
       for (std::int64_t j = 0; j < 30; ++j) {
         const auto aq = favor_logits(f.feature_matrix, 0, q, i), ak = favor_logits(f.feature_matrix, 0, k, j);
@@ -346,7 +309,7 @@ class TestPerformer : public QObject {
         const double kappa = std::exp(static_cast<double>(f.query_log_scale.at(0, i)) + f.key_reference.data()[0]) * dot;
         QVERIFY2(std::abs(kappa - exact) < 1e-4 * exact, qPrintable(QString("%1 vs %2").arg(kappa).arg(exact)));
       }
-    const nlohmann::json j = run.extras().to_json();
+    const nlohmann::json j = run.extras<PerformerExtras>().to_json();
     QCOMPARE(j["kind"].get<std::string>(), std::string("performer"));
     QCOMPARE(j["favor"]["features"].get<int>(), 16);
     QCOMPARE(j["favor"]["feature_matrix"][0].size(), std::size_t(16));
@@ -445,8 +408,8 @@ class TestPerformer : public QObject {
       for (bool traced : {false, true}) {
         const Run a = run_performer(q, k, v, c, traced), b = run_performer(q2, k2, v2, c, traced);
         for (std::int64_t h = 0; h < 2; ++h) {
-          QVERIFY2(identical_rows(a.out, b.out, h, j), qPrintable(QString("token %1 traced %2").arg(j).arg(traced)));
-          if (traced) QVERIFY(identical_rows(a.trace.weights, b.trace.weights, h, j));
+          QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("token %1 traced %2").arg(j).arg(traced)));
+          if (traced) QVERIFY(head_rows_identical(a.trace.weights, b.trace.weights, h, j));
         }
       }
     }
@@ -486,7 +449,7 @@ class TestPerformer : public QObject {
     c.features = m;
     c.eps = 0.0;
     const Run run = run_performer(q, k, v, c, true);
-    const PerformerExtras& e = run.extras();
+    const PerformerExtras& e = run.extras<PerformerExtras>();
     const RecurrentStates& s = e.recurrent();
     QCOMPARE(s.steps, RecurrentStates::snapshot_steps(L));
     QCOMPARE(s.states.shape(), (Shape{1, L, m, dv}));
@@ -523,9 +486,9 @@ class TestPerformer : public QObject {
     Config s = c;
     s.seed = 6;
     const Run reseeded = run_performer(q, k, v, s, true);
-    const auto& wa = a.extras().data().favor.feature_matrix;
-    QVERIFY(std::memcmp(wa.data(), redrawn.extras().data().favor.feature_matrix.data(), sizeof(float) * wa.size()) != 0);
-    QVERIFY(std::memcmp(wa.data(), reseeded.extras().data().favor.feature_matrix.data(), sizeof(float) * wa.size()) != 0);
+    const auto& wa = a.extras<PerformerExtras>().data().favor.feature_matrix;
+    QVERIFY(std::memcmp(wa.data(), redrawn.extras<PerformerExtras>().data().favor.feature_matrix.data(), sizeof(float) * wa.size()) != 0);
+    QVERIFY(std::memcmp(wa.data(), reseeded.extras<PerformerExtras>().data().favor.feature_matrix.data(), sizeof(float) * wa.size()) != 0);
     QVERIFY(std::abs(a.out.data()[0] - redrawn.out.data()[0]) > 0.0f);
   }
 

@@ -22,6 +22,9 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::max_relative_error;
 
 namespace {
 
@@ -33,32 +36,19 @@ struct Config {
   std::uint64_t seed = 5;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const RpeFftExtras& extras() const { return dynamic_cast<const RpeFftExtras&>(*trace.extras); }
-};
+using Run = test::VariantRun;
 
-Run run_variant(const std::string& name, const Tensor& q, const Tensor& k, const Tensor& v, const Config& c,
-                bool with_trace, const std::vector<std::uint8_t>* padding = nullptr) {
-  const Attention& variant = Registry::builtin().get(name);
-  Params p(variant.spec().params);
-  p.set("n_features", c.features);
-  p.set("orthogonal", c.orthogonal);
-  if (name == "rpe_fft") p.set("decay", c.decay);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(variant, in, with_trace ? &run.trace : nullptr);
-  return run;
+// performer or rpe_fft with the same FAVOR+ settings from `c` (the decay only for rpe_fft).
+Run run_favor(const std::string& name, const Tensor& q, const Tensor& k, const Tensor& v, const Config& c,
+              bool with_trace, const std::vector<std::uint8_t>* padding = nullptr) {
+  nlohmann::json params = {{"n_features", c.features}, {"orthogonal", c.orthogonal}};
+  if (name == "rpe_fft") params["decay"] = c.decay;
+  return test::run_variant(name, q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 Run run_rpe(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
             const std::vector<std::uint8_t>* padding = nullptr) {
-  return run_variant("rpe_fft", q, k, v, c, with_trace, padding);
-}
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !(padding && (*padding)[static_cast<std::size_t>(j)]);
+  return run_favor("rpe_fft", q, k, v, c, with_trace, padding);
 }
 
 double relative_difference(const Tensor& a, const Tensor& b) {
@@ -70,8 +60,6 @@ double relative_difference(const Tensor& a, const Tensor& b) {
   }
   return std::sqrt(num / std::max(den, 1e-300));
 }
-
-double worst(const Tensor& a, const std::vector<double>& b) { return attnlab::test::max_relative_error(a.data(), b.data(), a.size()); }
 
 // The documented kernel from its definition, in double: a_f(x) = w_f·x d^{−1/4} − ‖x‖² d^{−1/2}/2,
 // κ_ij ∝ Σ_f (e^{a_f(q) − μ_q} + ε)(e^{a_f(k) − μ_k} + ε) e^{μ_k}, times e^{−decay·|i − j|}, normalised.
@@ -103,7 +91,7 @@ Reference rpe_reference(const Tensor& w, const Tensor& q, const Tensor& k, const
       std::vector<double> log_kappa(static_cast<std::size_t>(Lk), -INFINITY);
       double largest = -INFINITY;
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, causal, padding)) continue;
+        if (!key_visible(i, j, causal, padding)) continue;
         const auto ak = logits(h, k, j);
         const double mk = *std::max_element(ak.begin(), ak.end());
         double sum = 0.0;
@@ -128,11 +116,6 @@ std::vector<std::uint8_t> every_fourth_padded(std::int64_t length) {
   std::vector<std::uint8_t> p(static_cast<std::size_t>(length), 0);
   for (std::int64_t j = 1; j < length; j += 4) p[static_cast<std::size_t>(j)] = 1;
   return p;
-}
-
-bool identical_rows(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t row = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * row, b.data() + h * row, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
 }
 
 }  // namespace
@@ -257,13 +240,13 @@ class TestRpeFft : public QObject {
     c.decay = 0.0;
     c.causal = causal;
     const Run rpe_fast = run_rpe(q, k, v, c, false, pad), rpe = run_rpe(q, k, v, c, true, pad);
-    const Run perf_fast = run_variant("performer", q, k, v, c, false, pad), perf = run_variant("performer", q, k, v, c, true, pad);
+    const Run perf_fast = run_favor("performer", q, k, v, c, false, pad), perf = run_favor("performer", q, k, v, c, true, pad);
     QVERIFY2(relative_difference(rpe_fast.out, perf_fast.out) < 1e-5,
              qPrintable(QString("fast paths differ by %1").arg(relative_difference(rpe_fast.out, perf_fast.out))));
     QVERIFY(relative_difference(rpe.out, perf.out) < 1e-5);
     QVERIFY(relative_difference(rpe.trace.weights, perf.trace.weights) < 1e-5);
-    const FavorTrace& a = rpe.extras().data().favor;
-    const FavorTrace& b = dynamic_cast<const PerformerExtras&>(*perf.trace.extras).data().favor;
+    const FavorTrace& a = rpe.data<RpeFftExtras>().favor;
+    const FavorTrace& b = perf.data<PerformerExtras>().favor;
     QVERIFY(std::memcmp(a.feature_matrix.data(), b.feature_matrix.data(), sizeof(float) * a.feature_matrix.size()) == 0);
     QVERIFY(std::memcmp(a.query_features.data(), b.query_features.data(), sizeof(float) * a.query_features.size()) == 0);
     QVERIFY(std::memcmp(a.key_features.data(), b.key_features.data(), sizeof(float) * a.key_features.size()) == 0);
@@ -280,7 +263,7 @@ class TestRpeFft : public QObject {
         c.causal = causal;
         c.features = 32;
         const Run rpe = run_rpe(q, k, v, c, true);
-        const Run perf = run_variant("performer", q, k, v, c, true);
+        const Run perf = run_favor("performer", q, k, v, c, true);
         for (std::int64_t h = 0; h < 2; ++h)
           for (std::int64_t i = 0; i < L; ++i) {
             double total = 0.0;
@@ -327,15 +310,15 @@ class TestRpeFft : public QObject {
     c.causal = causal;
     c.features = 24;
     const Run fast = run_rpe(q, k, v, c, false, pad), traced = run_rpe(q, k, v, c, true, pad);
-    const Reference ref = rpe_reference(traced.extras().data().favor.feature_matrix, q, k, v, 1e-4, decay, causal, pad);
-    QVERIFY2(worst(fast.out, ref.out) < 1e-5, qPrintable(QString("fast %1").arg(worst(fast.out, ref.out))));
-    QVERIFY2(worst(traced.out, ref.out) < 1e-5, qPrintable(QString("traced %1").arg(worst(traced.out, ref.out))));
-    QVERIFY(worst(traced.trace.weights, ref.weights) < 1e-5);
+    const Reference ref = rpe_reference(traced.data<RpeFftExtras>().favor.feature_matrix, q, k, v, 1e-4, decay, causal, pad);
+    QVERIFY2(max_relative_error(fast.out, ref.out) < 1e-5, qPrintable(QString("fast %1").arg(max_relative_error(fast.out, ref.out))));
+    QVERIFY2(max_relative_error(traced.out, ref.out) < 1e-5, qPrintable(QString("traced %1").arg(max_relative_error(traced.out, ref.out))));
+    QVERIFY(max_relative_error(traced.trace.weights, ref.weights) < 1e-5);
     for (std::int64_t h = 0; h < 2; ++h)
       for (std::int64_t i = 0; i < lq; ++i) {
         double sum = 0.0;
         for (std::int64_t j = 0; j < lk; ++j) {
-          if (!visible(i, j, causal, pad)) QCOMPARE(traced.trace.weights.at(h, i, j), 0.0f);
+          if (!key_visible(i, j, causal, pad)) QCOMPARE(traced.trace.weights.at(h, i, j), 0.0f);
           sum += traced.trace.weights.at(h, i, j);
         }
         QVERIFY(std::abs(sum - 1.0) < 1e-5);
@@ -355,8 +338,8 @@ class TestRpeFft : public QObject {
       k2.matrix(0).row(j) *= 3.0f;
       v2.matrix(0).row(j).array() += 9.0f;
       const Run a = run_rpe(q, k, v, c, true), b = run_rpe(q2, k2, v2, c, true);
-      QVERIFY(identical_rows(a.out, b.out, 0, j));
-      QVERIFY(identical_rows(a.trace.weights, b.trace.weights, 0, j));
+      QVERIFY(head_rows_identical(a.out, b.out, 0, j));
+      QVERIFY(head_rows_identical(a.trace.weights, b.trace.weights, 0, j));
       const Run fa = run_rpe(q, k, v, c, false), fb = run_rpe(q2, k2, v2, c, false);
       for (std::int64_t i = 0; i < j; ++i)
         for (std::int64_t cc = 0; cc < 4; ++cc)
@@ -374,7 +357,7 @@ class TestRpeFft : public QObject {
     Config c;
     c.decay = 0.7;
     const Run run = run_rpe(q, k, v, c, true);
-    const RpeFftExtras::Data& d = run.extras().data();
+    const RpeFftExtras::Data& d = run.data<RpeFftExtras>();
     QCOMPARE(d.offsets.size(), std::int64_t{49});
     QCOMPARE(d.fft_size, std::int64_t{64});
     for (std::int64_t t = 0; t < 49; ++t) {
@@ -390,7 +373,7 @@ class TestRpeFft : public QObject {
     cc.causal = true;
     const Tensor v20 = random_tensor({1, 20, 2}, 44);
     const Run causal = run_rpe(q, q, v20, cc, true);
-    const RpeFftExtras::Data& e = causal.extras().data();
+    const RpeFftExtras::Data& e = causal.data<RpeFftExtras>();
     for (std::int64_t t = 0; t < e.offsets.size(); ++t) {
       if (e.offsets.data()[t] > 0) {
         QVERIFY(std::isinf(e.bias.data()[t]) && e.bias.data()[t] < 0);
@@ -399,7 +382,7 @@ class TestRpeFft : public QObject {
     }
     for (std::int64_t i = 0; i < 20; ++i)
       for (std::int64_t j = i + 1; j < 20; ++j) QCOMPARE(e.toeplitz.at(i, j), 0.0f);
-    const nlohmann::json j = causal.extras().to_json();
+    const nlohmann::json j = causal.extras<RpeFftExtras>().to_json();
     QCOMPARE(j["kind"].get<std::string>(), std::string("rpe_fft"));
     QVERIFY(j["bias"].back().is_null());
     QCOMPARE(j["toeplitz"].size(), std::size_t(20));

@@ -19,6 +19,10 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::log_log_slope;
+using attnlab::test::max_abs_diff;
 
 namespace {
 
@@ -32,29 +36,16 @@ struct Config {
   std::uint64_t seed = 3;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const SpectralExtras& extras() const { return dynamic_cast<const SpectralExtras&>(*trace.extras); }
-  const SpectralExtras::Data& data() const { return extras().data(); }
-};
+using Run = test::VariantRun;
 
 Run run_spectral(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
                  const std::vector<std::uint8_t>* padding = nullptr) {
-  Params p(Registry::builtin().get("spectral").spec().params);
-  p.set("kind", c.kind);
-  p.set("n_features", c.features);
-  p.set("components", c.components);
-  p.set("mean_scale", c.mean_scale);
-  p.set("spread", c.spread);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(Registry::builtin().get("spectral"), in, with_trace ? &run.trace : nullptr);
-  return run;
-}
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !(padding && (*padding)[static_cast<std::size_t>(j)]);
+  const nlohmann::json params = {{"kind", c.kind},
+                                 {"n_features", c.features},
+                                 {"components", c.components},
+                                 {"mean_scale", c.mean_scale},
+                                 {"spread", c.spread}};
+  return test::run_variant("spectral", q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 // x' = x·d^(-1/4) of row `row` of head h, in double.
@@ -113,7 +104,7 @@ Reference naive(const SpectralExtras::Data& e, const Tensor& q, const Tensor& k,
       double sum = 0.0;
       int seen = 0;
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, causal, padding)) continue;
+        if (!key_visible(i, j, causal, padding)) continue;
         row[static_cast<std::size_t>(j)] = dot(fq, fk[static_cast<std::size_t>(j)]);
         sum += row[static_cast<std::size_t>(j)];
         ++seen;
@@ -133,33 +124,7 @@ Reference naive(const SpectralExtras::Data& e, const Tensor& q, const Tensor& k,
   return r;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (std::int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - b.data()[i]));
-  return worst;
-}
 
-bool rows_identical(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t stride = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * stride, b.data() + h * stride, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
-}
-
-// Least-squares slope of log(y) against log(x).
-double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
-  double mx = 0, my = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    mx += std::log(x[i]);
-    my += std::log(y[i]);
-  }
-  mx /= static_cast<double>(x.size());
-  my /= static_cast<double>(x.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
-    den += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
-  }
-  return num / den;
-}
 
 }  // namespace
 
@@ -206,16 +171,16 @@ class TestSpectral : public QObject {
     c.spread = kind == "rks" ? 0.5 : 1.0;  // a smoother kernel keeps RKS normalisers away from the clamp
     const Run fast = run_spectral(q, k, v, c, false, pad);
     const Run traced = run_spectral(q, k, v, c, true, pad);
-    const Reference ref = naive(traced.data(), q, k, v, causal, pad);
+    const Reference ref = naive(traced.data<SpectralExtras>(), q, k, v, causal, pad);
     const double fast_err = test::max_relative_error(fast.out.data(), ref.out.data(), fast.out.size());
     const double weight_err = test::max_relative_error(traced.trace.weights.data(), ref.weights.data(), traced.trace.weights.size());
     QVERIFY2(fast_err < 2e-5, qPrintable(QString("fast output error %1").arg(fast_err)));
     QVERIFY2(weight_err < 2e-5, qPrintable(QString("weights error %1").arg(weight_err)));
     // The traced output is the fast path's, bit for bit.
     QVERIFY(std::memcmp(fast.out.data(), traced.out.data(), static_cast<std::size_t>(fast.out.size()) * sizeof(float)) == 0);
-    QVERIFY(ref.clamped == traced.data().clamped);
+    QVERIFY(ref.clamped == traced.data<SpectralExtras>().clamped);
     // The stored features are the definition's.
-    const auto& e = traced.data();
+    const auto& e = traced.data<SpectralExtras>();
     double feature_err = 0.0;
     for (std::int64_t h = 0; h < 2; ++h)
       for (std::int64_t i = 0; i < lq; i += 7) {
@@ -243,7 +208,7 @@ class TestSpectral : public QObject {
         c.components = 1;
         c.seed = seed;
         const Run run = run_spectral(q, k, v, c, true);
-        const auto& e = run.data();
+        const auto& e = run.data<SpectralExtras>();
         for (std::int64_t i = 0; i < 12; ++i) {
           double self = 0.0;
           for (std::int64_t a = 0; a < e.feature_dim; ++a) self += static_cast<double>(e.query_features.at(0, i, a)) * e.query_features.at(0, i, a);
@@ -298,7 +263,7 @@ class TestSpectral : public QObject {
         c.spread = mixture ? 0.6 : 1.0;
         c.seed = seed * 104729 + 7;
         const Run run = run_spectral(q, k, v, c, true);
-        const auto& e = run.data();
+        const auto& e = run.data<SpectralExtras>();
         for (std::int64_t h = 0; h < heads; ++h) {
           double est = 0.0;
           for (std::int64_t a = 0; a < e.feature_dim; ++a) est += static_cast<double>(e.query_features.at(h, 0, a)) * e.key_features.at(h, 0, a);
@@ -370,10 +335,10 @@ class TestSpectral : public QObject {
         const Run fast = run_spectral(q, k, v, c, false);
         QVERIFY(std::memcmp(a.out.data(), b.out.data(), static_cast<std::size_t>(a.out.size()) * sizeof(float)) == 0);
         QVERIFY(std::memcmp(a.out.data(), fast.out.data(), static_cast<std::size_t>(a.out.size()) * sizeof(float)) == 0);
-        QVERIFY(std::memcmp(a.data().omega.data(), b.data().omega.data(), static_cast<std::size_t>(a.data().omega.size()) * sizeof(float)) == 0);
+        QVERIFY(std::memcmp(a.data<SpectralExtras>().omega.data(), b.data<SpectralExtras>().omega.data(), static_cast<std::size_t>(a.data<SpectralExtras>().omega.size()) * sizeof(float)) == 0);
         c.seed = 4;
         const Run other = run_spectral(q, k, v, c, true);
-        QVERIFY(max_abs_diff(a.data().omega, other.data().omega) > 0.1);
+        QVERIFY(max_abs_diff(a.data<SpectralExtras>().omega, other.data<SpectralExtras>().omega) > 0.1);
         QVERIFY(max_abs_diff(a.out, other.out) > 1e-4);
       }
     }
@@ -389,7 +354,7 @@ class TestSpectral : public QObject {
     c.mean_scale = 1.7;
     c.spread = 0.0;
     const Run run = run_spectral(q, k, v, c, true);
-    const auto& e = run.data();
+    const auto& e = run.data<SpectralExtras>();
     QCOMPARE(e.component, (std::vector<int>{0, 1, 2, 0, 1, 2, 0, 1, 2, 0}));
     QCOMPARE(e.component_weight.size(), std::size_t{3});
     QVERIFY(std::abs(e.component_weight[0] - 0.4) < 1e-12 && std::abs(e.component_weight[1] - 0.3) < 1e-12);
@@ -421,12 +386,12 @@ class TestSpectral : public QObject {
             bool any = false;
             for (std::int64_t j = 0; j < 50; ++j) {
               const float w = run.trace.weights.at(h, i, j);
-              if (!visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
+              if (!key_visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
               else any = true;
               if (std::string(kind) == "prf") QVERIFY(w >= 0.0f);
               sum += w;
             }
-            const bool was_clamped = run.data().clamped[static_cast<std::size_t>(h * 50 + i)] != 0;
+            const bool was_clamped = run.data<SpectralExtras>().clamped[static_cast<std::size_t>(h * 50 + i)] != 0;
             clamped += was_clamped ? 1 : 0;
             if (!any) QCOMPARE(sum, 0.0);
             else if (!was_clamped) QVERIFY2(std::abs(sum - 1.0) < 1e-4, qPrintable(QString("%1 row sum %2").arg(kind).arg(sum)));
@@ -465,7 +430,7 @@ class TestSpectral : public QObject {
         c.kind = kind;
         c.causal = true;
         const Run a = run_spectral(q, k, v, c, true), b = run_spectral(q2, k2, v2, c, true);
-        for (std::int64_t h = 0; h < 2; ++h) QVERIFY2(rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2").arg(kind).arg(j)));
+        for (std::int64_t h = 0; h < 2; ++h) QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("%1 j=%2").arg(kind).arg(j)));
         QVERIFY(max_abs_diff(a.out, b.out) > 1e-4);
         for (std::int64_t h = 0; h < 2; ++h)
           for (std::int64_t i = 0; i < j; ++i)
@@ -504,8 +469,8 @@ class TestSpectral : public QObject {
       c.mean_scale = 0.9;
       c.spread = 0.8;
       const Run run = run_spectral(q, k, v, c, true);
-      const auto& e = run.data();
-      const auto& x = run.extras();
+      const auto& e = run.data<SpectralExtras>();
+      const auto& x = run.extras<SpectralExtras>();
       QCOMPARE(static_cast<int>(e.curve_delta.size()), SpectralExtras::kCurvePoints);
       QCOMPARE(e.curve_delta.front(), 0.0);
       double worst = 0.0;
@@ -541,9 +506,9 @@ class TestSpectral : public QObject {
     c.mean_scale = 0.0;
     const Run big = run_spectral(q, k, v, c, true);
     for (int p = 0; p < SpectralExtras::kCurvePoints; ++p) {
-      const double r = big.data().curve_delta[static_cast<std::size_t>(p)];
-      QVERIFY(std::abs(big.extras().kernel_closed(0, p) - std::exp(-r * r / 2)) < 1e-9);
-      QVERIFY(std::abs(big.extras().kernel_estimate(0, p) - std::exp(-r * r / 2)) < 0.08);
+      const double r = big.data<SpectralExtras>().curve_delta[static_cast<std::size_t>(p)];
+      QVERIFY(std::abs(big.extras<SpectralExtras>().kernel_closed(0, p) - std::exp(-r * r / 2)) < 1e-9);
+      QVERIFY(std::abs(big.extras<SpectralExtras>().kernel_estimate(0, p) - std::exp(-r * r / 2)) < 0.08);
     }
   }
 
@@ -556,7 +521,7 @@ class TestSpectral : public QObject {
     c.components = 2;
     c.mean_scale = 3.0;
     const Run run = run_spectral(q, k, v, c, true);
-    const auto& e = run.data();
+    const auto& e = run.data<SpectralExtras>();
     const RowMatrix axes = e.projection_axes.matrix(0);
     QVERIFY(std::abs(axes.row(0).norm() - 1.0f) < 1e-5f && std::abs(axes.row(1).norm() - 1.0f) < 1e-5f);
     QVERIFY(std::abs(axes.row(0).dot(axes.row(1))) < 1e-5f);

@@ -17,6 +17,9 @@
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using attnlab::test::head_rows_identical;
+using attnlab::test::key_visible;
+using attnlab::test::max_abs_diff;
 
 namespace {
 
@@ -28,26 +31,12 @@ struct Config {
   std::uint64_t seed = 5;
 };
 
-struct Run {
-  Tensor out;
-  Trace trace;
-  const T2rExtras::Data& extras() const { return dynamic_cast<const T2rExtras&>(*trace.extras).data(); }
-};
+using Run = test::VariantRun;
 
 Run run_t2r(const Tensor& q, const Tensor& k, const Tensor& v, const Config& c, bool with_trace,
             const std::vector<std::uint8_t>* padding = nullptr) {
-  Params p(Registry::builtin().get("t2r").spec().params);
-  p.set("features", c.features);
-  p.set("bias_scale", c.bias_scale);
-  p.set("floor", c.floor);
-  AttentionInput in{q, k, v, c.causal, padding, &p, c.seed};
-  Run run;
-  run.out = run_attention(Registry::builtin().get("t2r"), in, with_trace ? &run.trace : nullptr);
-  return run;
-}
-
-bool visible(std::int64_t i, std::int64_t j, bool causal, const std::vector<std::uint8_t>* padding) {
-  return !(causal && j > i) && !(padding && (*padding)[static_cast<std::size_t>(j)]);
+  const nlohmann::json params = {{"features", c.features}, {"bias_scale", c.bias_scale}, {"floor", c.floor}};
+  return test::run_variant("t2r", q, k, v, params, {c.causal, c.seed, with_trace, padding});
 }
 
 // φ(x) = max(W x·scale + b, 0) + floor, in double, from the trace's W and b.
@@ -84,7 +73,7 @@ Reference naive(const T2rExtras::Data& e, const Tensor& q, const Tensor& k, cons
       std::vector<double> row(static_cast<std::size_t>(Lk), 0.0);
       double sum = 0.0;
       for (std::int64_t j = 0; j < Lk; ++j) {
-        if (!visible(i, j, causal, padding)) continue;
+        if (!key_visible(i, j, causal, padding)) continue;
         row[static_cast<std::size_t>(j)] = std::inner_product(fq.begin(), fq.end(), fk[static_cast<std::size_t>(j)].begin(), 0.0);
         sum += row[static_cast<std::size_t>(j)];
       }
@@ -99,16 +88,6 @@ Reference naive(const T2rExtras::Data& e, const Tensor& q, const Tensor& k, cons
   return r;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (std::int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - b.data()[i]));
-  return worst;
-}
-
-bool rows_identical(const Tensor& a, const Tensor& b, std::int64_t h, std::int64_t rows) {
-  const std::int64_t stride = a.dim(1) * a.dim(2);
-  return std::memcmp(a.data() + h * stride, b.data() + h * stride, static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
-}
 
 }  // namespace
 
@@ -150,7 +129,7 @@ class TestT2r : public QObject {
     c.features = features;
     const Run fast = run_t2r(q, k, v, c, false, pad);
     const Run traced = run_t2r(q, k, v, c, true, pad);
-    const Reference ref = naive(traced.extras(), q, k, v, causal, pad);
+    const Reference ref = naive(traced.data<T2rExtras>(), q, k, v, causal, pad);
     const double fast_err = test::max_relative_error(fast.out.data(), ref.out.data(), fast.out.size());
     const double traced_err = test::max_relative_error(traced.out.data(), ref.out.data(), traced.out.size());
     const double weight_err = test::max_relative_error(traced.trace.weights.data(), ref.weights.data(), traced.trace.weights.size());
@@ -192,7 +171,7 @@ class TestT2r : public QObject {
         c.floor = floor;
         c.bias_scale = 0.5;
         const Run run = run_t2r(q, k, v, c, true, &padding);
-        const auto& e = run.extras();
+        const auto& e = run.data<T2rExtras>();
         for (std::int64_t i = 0; i < e.query_features.size(); ++i) QVERIFY(e.query_features.data()[i] >= floor);
         for (std::int64_t i = 0; i < e.key_features.size(); ++i) QVERIFY(e.key_features.data()[i] >= floor);
         for (std::int64_t h = 0; h < 2; ++h)
@@ -202,7 +181,7 @@ class TestT2r : public QObject {
             for (std::int64_t j = 0; j < 70; ++j) {
               const float w = run.trace.weights.at(h, i, j);
               QVERIFY(w >= 0.0f);
-              if (!visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
+              if (!key_visible(i, j, causal, &padding)) QCOMPARE(w, 0.0f);
               else any_visible = true;
               sum += w;
             }
@@ -230,8 +209,8 @@ class TestT2r : public QObject {
       for (bool traced : {false, true}) {
         const Run a = run_t2r(q, k, v, c, traced), b = run_t2r(q2, k2, v2, c, traced);
         for (std::int64_t h = 0; h < 2; ++h) {
-          QVERIFY2(rows_identical(a.out, b.out, h, j), qPrintable(QString("j=%1 traced=%2").arg(j).arg(traced)));
-          if (traced) QVERIFY(rows_identical(a.trace.weights, b.trace.weights, h, j));
+          QVERIFY2(head_rows_identical(a.out, b.out, h, j), qPrintable(QString("j=%1 traced=%2").arg(j).arg(traced)));
+          if (traced) QVERIFY(head_rows_identical(a.trace.weights, b.trace.weights, h, j));
         }
         // The change is seen from j on.
         if (j < 159) QVERIFY(std::abs(a.out.at(0, j, 0) - b.out.at(0, j, 0)) > 0.0f || std::abs(a.out.at(0, j + 1, 1) - b.out.at(0, j + 1, 1)) > 0.0f);
@@ -250,7 +229,7 @@ class TestT2r : public QObject {
     c.features = 6;
     c.causal = true;
     const Run run = run_t2r(q, k, v, c, true, &padding);
-    const auto& e = run.extras();
+    const auto& e = run.data<T2rExtras>();
     const RecurrentStates& rs = dynamic_cast<const RecurrentTraceExtras&>(*run.trace.extras).recurrent();
     QCOMPARE(rs.steps, RecurrentStates::snapshot_steps(L));
     QCOMPARE(static_cast<std::int64_t>(rs.steps.size()), RecurrentStates::kMaxSnapshots);
@@ -300,7 +279,7 @@ class TestT2r : public QObject {
         for (std::int64_t a = 0; a < 4; ++a) QCOMPARE(run.out.at(0, 7, a), 0.0f);
         QVERIFY(std::abs(run.out.at(0, 8, 0)) > 0.0f);
         if (traced) {
-          QCOMPARE(run.extras().denominators.at(0, 7), 0.0f);
+          QCOMPARE(run.data<T2rExtras>().denominators.at(0, 7), 0.0f);
           for (std::int64_t j = 0; j < 20; ++j) QCOMPARE(run.trace.weights.at(0, 7, j), 0.0f);
         }
       }
@@ -326,15 +305,15 @@ class TestT2r : public QObject {
     Config c;
     const Run a = run_t2r(q, k, v, c, true), b = run_t2r(q, k, v, c, true);
     QVERIFY(std::memcmp(a.out.data(), b.out.data(), static_cast<std::size_t>(a.out.size()) * sizeof(float)) == 0);
-    QVERIFY(std::memcmp(a.extras().weight.data(), b.extras().weight.data(),
-                        static_cast<std::size_t>(a.extras().weight.size()) * sizeof(float)) == 0);
+    QVERIFY(std::memcmp(a.data<T2rExtras>().weight.data(), b.data<T2rExtras>().weight.data(),
+                        static_cast<std::size_t>(a.data<T2rExtras>().weight.size()) * sizeof(float)) == 0);
     c.seed = 6;
     const Run other = run_t2r(q, k, v, c, true);
-    QVERIFY(max_abs_diff(a.extras().weight, other.extras().weight) > 0.1);
+    QVERIFY(max_abs_diff(a.data<T2rExtras>().weight, other.data<T2rExtras>().weight) > 0.1);
     // Heads draw different maps.
-    QVERIFY(std::abs(a.extras().weight.at(0, 0, 0) - a.extras().weight.at(1, 0, 0)) > 0.0f);
-    QCOMPARE(a.extras().weight.shape(), (Shape{2, 32, 16}));
-    QCOMPARE(a.extras().bias.shape(), (Shape{2, 32}));
+    QVERIFY(std::abs(a.data<T2rExtras>().weight.at(0, 0, 0) - a.data<T2rExtras>().weight.at(1, 0, 0)) > 0.0f);
+    QCOMPARE(a.data<T2rExtras>().weight.shape(), (Shape{2, 32, 16}));
+    QCOMPARE(a.data<T2rExtras>().bias.shape(), (Shape{2, 32}));
     QVERIFY(a.trace.extras->to_json().at("recurrent").at("states").size() == 2);
   }
 

@@ -18,6 +18,7 @@
 #include "test_support.h"
 
 using namespace attnlab;
+using attnlab::test::log_log_slope;
 using attnlab::test::random_tensor;
 
 namespace {
@@ -98,23 +99,6 @@ void pair_at_angle(Tensor& q, Tensor& k, std::int64_t h, double angle) {
   q.at(h, 0, 0) = 1.0f;
   k.at(h, 0, 0) = static_cast<float>(std::cos(angle));
   k.at(h, 0, 1) = static_cast<float>(std::sin(angle));
-}
-
-// Least-squares slope of log(y) against log(x).
-double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
-  double mx = 0, my = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    mx += std::log(x[i]);
-    my += std::log(y[i]);
-  }
-  mx /= static_cast<double>(x.size());
-  my /= static_cast<double>(x.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
-    den += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
-  }
-  return num / den;
 }
 
 }  // namespace

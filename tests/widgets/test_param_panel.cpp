@@ -78,6 +78,21 @@ class TestParamPanel : public QObject {
     QCOMPARE(panel.values()["decay"].get<double>(), 1.25);
   }
 
+  // Every registered variant's defaults survive the editors unchanged: a spin box rounds to its
+  // decimals, which once turned performer's feature_eps = 1e-4 into 0.
+  void every_default_round_trips() {
+    for (const std::string& name : Registry::builtin().names()) {
+      const auto& params = Registry::builtin().get(name).spec().params;
+      if (params.empty()) continue;
+      ParamPanel panel;
+      panel.setSchema(params, QString::fromStdString(name));
+      QVERIFY2(panel.changedValues().empty(), (name + ": " + panel.changedValues().dump()).c_str());
+      for (const ParamSpec& p : params)
+        if (p.type == ParamType::Float)
+          QCOMPARE(panel.values()[p.key].get<double>(), std::get<double>(p.default_value));
+    }
+  }
+
   void empty_schema_says_so() {
     ParamPanel panel;
     panel.setSchema(schema(), "test");

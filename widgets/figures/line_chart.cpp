@@ -13,12 +13,41 @@ namespace {
 PlotAxis make_axis(const LineChart& chart, bool x_axis) {
   const bool log = x_axis ? chart.log_x : chart.log_y;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  const auto take = [&](double v) {
+    if (!std::isfinite(v) || (log && v <= 0)) return;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  };
   for (const ChartSeries& s : chart.series) {
-    for (const QPointF& p : s.points) {
-      const double v = x_axis ? p.x() : p.y();
-      if (!std::isfinite(v) || (log && v <= 0)) continue;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
+    for (const QPointF& p : s.points) take(x_axis ? p.x() : p.y());
+    if (!x_axis) {
+      // Error bars widen the value axis.
+      for (const auto& [low, high] : s.y_ranges) {
+        take(low);
+        take(high);
+      }
+    }
+  }
+  if (x_axis && !chart.x_ticks.empty()) {
+    // The given ticks, with a little room beyond the outer ones.
+    PlotAxis axis;
+    axis.log = log;
+    for (double t : chart.x_ticks) {
+      if (!std::isfinite(t) || (log && t <= 0)) continue;
+      axis.ticks.push_back(t);
+      take(t);
+    }
+    if (!axis.ticks.empty()) {
+      if (log) {
+        const double pad = hi > lo ? std::pow(hi / lo, 0.06) : 2.0;
+        axis.lo = lo / pad;
+        axis.hi = hi * pad;
+      } else {
+        const double pad = hi > lo ? 0.06 * (hi - lo) : std::max(1.0, std::abs(lo) * 0.1);
+        axis.lo = lo - pad;
+        axis.hi = hi + pad;
+      }
+      return axis;
     }
   }
   if (!std::isfinite(lo)) return log ? decade_axis(1, 10) : nice_linear_axis(0, 1, 5);
@@ -26,7 +55,8 @@ PlotAxis make_axis(const LineChart& chart, bool x_axis) {
   return log ? decade_axis(lo, hi) : nice_linear_axis(lo, hi, 5);
 }
 
-QString tick_text(double v, bool log) {
+QString tick_text(double v, bool log, bool given = false) {
+  if (given) return QString::number(v, 'g', 6).replace(QLatin1Char('-'), QChar(0x2212));
   if (log) {
     const int e = static_cast<int>(std::lround(std::log10(v)));
     if (e >= 0 && e <= 4) return QString::number(std::pow(10.0, e), 'f', 0);
@@ -94,7 +124,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
     painter.drawLine(QPointF(px, area.top()), QPointF(px, area.bottom()));
     painter.setPen(style.foreground);
     painter.drawText(QRectF(px - em * 3, area.bottom() + em * 0.2, em * 6, em), Qt::AlignHCenter | Qt::AlignTop,
-                     tick_text(t, xa.log));
+                     tick_text(t, xa.log, !chart.x_ticks.empty()));
   }
   for (double t : ya.ticks) {
     const double py = area.bottom() - ya.fraction(t) * area.height();
@@ -131,6 +161,24 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
     }
     QPen pen(s.color, em * 0.14);
     if (s.dashed) pen.setStyle(Qt::DashLine);
+    // Error bars: whiskers with caps from low to high at each point that has them.
+    if (s.y_ranges.size() == s.points.size()) {
+      painter.setPen(QPen(s.color, em * 0.08));
+      for (std::size_t i = 0; i < s.points.size(); ++i) {
+        const QPointF& p = s.points[i];
+        auto [low, high] = s.y_ranges[i];
+        if (!std::isfinite(p.x()) || !std::isfinite(low) || !std::isfinite(high) || (xa.log && p.x() <= 0)) continue;
+        if (ya.log) {
+          if (high <= 0) continue;
+          if (low <= 0) low = ya.lo;
+        }
+        const QPointF a = to_px(QPointF(p.x(), low)), b = to_px(QPointF(p.x(), high));
+        const double cap = em * 0.3;
+        painter.drawLine(a, b);
+        painter.drawLine(QPointF(a.x() - cap, a.y()), QPointF(a.x() + cap, a.y()));
+        painter.drawLine(QPointF(b.x() - cap, b.y()), QPointF(b.x() + cap, b.y()));
+      }
+    }
     painter.setPen(pen);
     painter.setBrush(Qt::NoBrush);
     painter.drawPath(path);
@@ -141,15 +189,29 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   }
   painter.setClipping(false);
 
-  // Legend, top left inside the plot.
-  double ly = area.top() + em * 0.4;
+  // Legend inside the plot, in the chosen corner.
+  double legend_w = 0;
+  for (const ChartSeries& s : chart.series) legend_w = std::max(legend_w, fm.horizontalAdvance(s.name));
+  legend_w = std::min(legend_w + em * 2.6, area.width() - em * 0.5);
+  const double legend_h = em * 1.1 * static_cast<double>(chart.series.size());
+  const bool right = chart.legend == LegendCorner::TopRight || chart.legend == LegendCorner::BottomRight;
+  const bool bottom = chart.legend == LegendCorner::BottomLeft || chart.legend == LegendCorner::BottomRight;
+  const double lx = right ? area.right() - legend_w - em * 0.3 : area.left();
+  double ly = bottom ? area.bottom() - legend_h - em * 0.3 : area.top() + em * 0.4;
+  if (!chart.series.empty() && (right || bottom)) {
+    // Away from the default corner the legend may cover data: a translucent backing keeps it legible.
+    QColor backing = style.background;
+    backing.setAlphaF(0.8f);
+    painter.fillRect(QRectF(lx, ly - em * 0.1, legend_w + em * 0.3, legend_h + em * 0.2), backing);
+  }
   for (const ChartSeries& s : chart.series) {
     QPen pen(s.color, em * 0.14);
     if (s.dashed) pen.setStyle(Qt::DashLine);
     painter.setPen(pen);
-    painter.drawLine(QPointF(area.left() + em * 0.5, ly + em / 2), QPointF(area.left() + em * 1.8, ly + em / 2));
+    painter.drawLine(QPointF(lx + em * 0.5, ly + em / 2), QPointF(lx + em * 1.8, ly + em / 2));
     painter.setPen(style.foreground);
-    painter.drawText(QRectF(area.left() + em * 2.1, ly, area.width() - em * 2.5, em), Qt::AlignLeft | Qt::AlignVCenter, s.name);
+    painter.drawText(QRectF(lx + em * 2.1, ly, std::max(0.0, legend_w - em * 2.1), em), Qt::AlignLeft | Qt::AlignVCenter,
+                     fm.elidedText(s.name, Qt::ElideRight, std::max(0.0, legend_w - em * 2.1)));
     ly += em * 1.1;
   }
   painter.restore();
