@@ -56,7 +56,7 @@ const char* kUsage =
     "      One variant against exact softmax on your tensors (shapes as for attend): writes\n"
     "      {rel_output_error, mean_row_kl, topk_overlap, topk, rows, variant, params, ...}.\n"
     "  sweep --variant NAME --sweep KEY=V1,V2,... [--param key=value]... --seeds N [--length L]\n"
-    "         [--dim d] [--heads H] [--causal] [--topk K] [--seed N] --json OUT.json\n"
+    "         [--dim d] [--qk-std S] [--heads H] [--causal] [--topk K] [--seed N] --json OUT.json\n"
     "         [--out CHART.png|.svg|.pdf|.csv] [--dpi N]\n"
     "      Sweep one parameter on random q, k, v ~ N(0, 1) (defaults L=256, d=64, H=1, k=8, seed 1),\n"
     "      averaged over N seeds: one row per value with mean, std, min and max of each metric and\n"
@@ -174,6 +174,17 @@ int parse_positive(const std::string& option, const std::string& text) {
   const int v = parse_index(option, text);
   if (v < 1) throw ParamError("--" + option + "=" + text + ": expected a positive integer");
   return v;
+}
+
+// A finite number (the range is the engine's to check).
+double parse_number(const std::string& option, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw ParamError("--" + option + "=" + text + ": expected a number");
 }
 
 double parse_dpi(const Options& o) {
@@ -318,8 +329,8 @@ int cmd_compare(int argc, char** argv) {
 
 int cmd_sweep(int argc, char** argv) {
   const Options o = parse_options("sweep", argc, argv,
-                                  {"variant", "sweep", "param", "seeds", "length", "dim", "heads", "topk", "seed", "json",
-                                   "out", "dpi"},
+                                  {"variant", "sweep", "param", "seeds", "length", "dim", "qk-std", "heads", "topk", "seed",
+                                   "json", "out", "dpi"},
                                   {"causal"});
   SweepOptions s;
   s.variant = o.require("sweep", "variant");
@@ -361,6 +372,7 @@ int cmd_sweep(int argc, char** argv) {
   s.seeds = parse_positive("seeds", seeds);
   if (o.has("length")) s.length = parse_positive("length", o.get("length"));
   if (o.has("dim")) s.dim = parse_positive("dim", o.get("dim"));
+  if (o.has("qk-std")) s.qk_std = parse_number("qk-std", o.get("qk-std"));
   if (o.has("heads")) s.heads = parse_positive("heads", o.get("heads"));
   if (o.has("topk")) s.topk = parse_positive("topk", o.get("topk"));
   if (o.has("seed")) s.seed = parse_seed("seed", o.get("seed"));

@@ -110,6 +110,16 @@ CompareView::CompareView(QWidget* parent) : TraceViewWidget(parent) {
   sweep_seeds_ = spin("sweepSeeds", 1, 64, 3, tr("Random inputs (and variant draws) averaged per value"));
   sweep_length_ = spin("sweepLength", 2, 8192, 256, tr("Sequence length L of the random q, k, v"));
   sweep_dim_ = spin("sweepDim", 1, 512, 64, tr("Head dimension d of the random q, k, v"));
+  sweep_qk_std_ = new QDoubleSpinBox;
+  sweep_qk_std_->setObjectName(QStringLiteral("sweepQkStd"));
+  sweep_qk_std_->setRange(0.05, 10.0);
+  sweep_qk_std_->setDecimals(2);
+  sweep_qk_std_->setSingleStep(0.05);
+  // 0.35: logits with standard deviation 0.12, where random-feature estimators show their
+  // m^(-1/2) law; at 1 (d = 64) their error barely moves with m (see SweepOptions::qk_std).
+  sweep_qk_std_->setValue(0.35);
+  sweep_qk_std_->setToolTip(tr("Standard deviation of the random q and k entries; the logits q·k/√d have "
+                               "standard deviation σ². Random-feature errors grow like exp(√d·σ²)"));
   sweep_causal_ = new QCheckBox(tr("causal"));
   sweep_causal_->setObjectName(QStringLiteral("sweepCausal"));
   sweep_iid_ = new QCheckBox(tr("orthogonal vs i.i.d."));
@@ -147,6 +157,8 @@ CompareView::CompareView(QWidget* parent) : TraceViewWidget(parent) {
   row1->addWidget(sweep_length_);
   row1->addWidget(new QLabel(tr("d")));
   row1->addWidget(sweep_dim_);
+  row1->addWidget(new QLabel(tr("q,k σ")));
+  row1->addWidget(sweep_qk_std_);
   row1->addWidget(sweep_causal_);
   row1->addWidget(sweep_iid_);
   auto* row2 = new QHBoxLayout;
@@ -378,6 +390,7 @@ std::vector<SweepSeries> CompareView::sweepRequest() const {
   o.seeds = sweep_seeds_->value();
   o.length = sweep_length_->value();
   o.dim = sweep_dim_->value();
+  o.qk_std = sweep_qk_std_->value();
   o.heads = 1;
   o.causal = sweep_causal_->isChecked();
   const LayerComparison* cmp = layer_comparison(context_);

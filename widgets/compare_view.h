@@ -26,6 +26,7 @@
 #include <QLineEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QDoubleSpinBox>
 #include <QSpinBox>
 
 #include "figures/compare_figure.h"
@@ -72,6 +73,7 @@ class CompareView final : public TraceViewWidget {
   QSpinBox* sweepSeeds() const { return sweep_seeds_; }
   QSpinBox* sweepLength() const { return sweep_length_; }
   QSpinBox* sweepDim() const { return sweep_dim_; }
+  QDoubleSpinBox* sweepQkStd() const { return sweep_qk_std_; }
   QCheckBox* sweepCausal() const { return sweep_causal_; }
   QCheckBox* sweepIid() const { return sweep_iid_; }
   QPushButton* runButton() const { return run_button_; }
@@ -113,6 +115,7 @@ class CompareView final : public TraceViewWidget {
   QSpinBox* sweep_seeds_ = nullptr;
   QSpinBox* sweep_length_ = nullptr;
   QSpinBox* sweep_dim_ = nullptr;
+  QDoubleSpinBox* sweep_qk_std_ = nullptr;
   QCheckBox* sweep_causal_ = nullptr;
   QCheckBox* sweep_iid_ = nullptr;
   QPushButton* run_button_ = nullptr;

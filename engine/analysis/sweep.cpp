@@ -1,6 +1,7 @@
 #include "analysis/sweep.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "attention/registry.h"
@@ -85,6 +86,11 @@ SweepResult run_sweep(const SweepOptions& o) {
   require("length", o.length, 2, 8192);
   require("dim", o.dim, 1, 512);
   require("heads", o.heads, 1, 16);
+  if (!(o.qk_std > 0.0 && o.qk_std <= 10.0)) {
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", o.qk_std);
+    throw ParamError(std::string("qk_std=") + shown + " is not allowed; qk_std: a number in (0, 10]");
+  }
   if (o.values.empty()) throw ParamError("sweep of '" + o.key + "' needs at least one value");
   Params base(variant.spec().params);
   base.set_from_json(o.base_params);
@@ -106,8 +112,8 @@ SweepResult run_sweep(const SweepOptions& o) {
       check_cancelled(o.cancel);
       Rng rng(Rng::derive(o.seed, "inputs/" + std::to_string(s)));
       Tensor q({o.heads, o.length, o.dim}), k({o.heads, o.length, o.dim}), v({o.heads, o.length, o.dim});
-      rng.fill_normal(q, 0.0f, 1.0f);
-      rng.fill_normal(k, 0.0f, 1.0f);
+      rng.fill_normal(q, 0.0f, static_cast<float>(o.qk_std));
+      rng.fill_normal(k, 0.0f, static_cast<float>(o.qk_std));
       rng.fill_normal(v, 0.0f, 1.0f);
       Timer t;
       const ApproximationMetrics m = compare_variant(variant, params, q, k, v, o.causal,
@@ -155,7 +161,7 @@ nlohmann::json sweep_to_json(const SweepOptions& o, const SweepResult& r) {
                     {"points", f.points}});
   }
   return nlohmann::json{{"variant", o.variant}, {"sweep", o.key},        {"base_params", o.base_params},
-                        {"seeds", o.seeds},     {"length", o.length},    {"dim", o.dim},
+                        {"seeds", o.seeds},     {"length", o.length},    {"dim", o.dim}, {"qk_std", o.qk_std},
                         {"heads", o.heads},     {"causal", o.causal},    {"topk", o.topk},
                         {"seed", o.seed},       {"rows", rows},          {"fits", fits}};
 }

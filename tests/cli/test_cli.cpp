@@ -454,6 +454,8 @@ class TestCli : public QObject {
                    "expected KEY=V1,V2,...");
     expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8,,16"} + tail), 2, "empty value");
     expect_failure(cli({"sweep", "--variant", "performer", "--sweep", "n_features=8", "--json", out}), 2, "sweep needs --seeds");
+    expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8", "--qk-std", "0"} + tail), 1,
+                   "qk_std=0 is not allowed");
     expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "features=8,16"} + tail), 1, "n_features");
     expect_failure(cli(QStringList{"sweep", "--variant", "performer", "--sweep", "n_features=8,5000"} + tail), 1,
                    "n_features: an integer in [1, 4096]");

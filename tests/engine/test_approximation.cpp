@@ -140,6 +140,26 @@ class TestApproximation : public QObject {
     QCOMPARE(j["fits"][0]["metric"].get<std::string>(), std::string("rel_output_error"));
   }
 
+  // With small q, k (qk_std 0.35: logits of spread 0.12) Performer's error follows the
+  // m^(-1/2) law of a Monte Carlo estimate; at qk_std 1 and d = 64 the estimator's variance
+  // (~exp(‖q‖²/√d)) swamps it, which is why the sweep exposes the input scale.
+  void performer_sweep_error_falls_as_inverse_sqrt_features() {
+    SweepOptions o;
+    o.variant = "performer";
+    o.key = "n_features";
+    o.values = {"16", "32", "64", "128", "256", "512"};
+    o.seeds = 3;
+    o.length = 128;
+    o.dim = 64;
+    o.qk_std = 0.35;
+    const SweepResult r = run_sweep(o);
+    const double slope = r.fits[0].slope;
+    QVERIFY2(slope > -0.75 && slope < -0.3, qPrintable(QString("slope %1").arg(slope)));
+    o.qk_std = 1.0;
+    const double flat = run_sweep(o).fits[0].slope;
+    QVERIFY2(flat > slope + 0.15, qPrintable(QString("qk_std 1 slope %1 vs %2").arg(flat).arg(slope)));
+  }
+
   void sweep_refuses_bad_requests_before_working() {
     SweepOptions o;
     o.variant = "bigbird";
@@ -156,6 +176,9 @@ class TestApproximation : public QObject {
     o.seeds = 0;
     EXPECT_ERROR(ParamError, run_sweep(o), "seeds: an integer in [1, 64]");
     o.seeds = 1;
+    o.qk_std = -1;
+    EXPECT_ERROR(ParamError, run_sweep(o), "qk_std=-1 is not allowed");
+    o.qk_std = 1;
     o.variant = "nope";
     EXPECT_ERROR(ParamError, run_sweep(o), "unknown attention variant");
     o.variant = "bigbird";

@@ -279,6 +279,8 @@ class TestCompareView : public QObject {
     view.sweepLength()->setValue(48);
     view.sweepDim()->setValue(8);
     view.sweepSeeds()->setValue(2);
+    QCOMPARE(view.sweepQkStd()->value(), 0.35);
+    view.sweepQkStd()->setValue(0.5);
     QSignalSpy rows(view.runner(), &SweepRunner::rowAdded);
     QVERIFY(view.runSweep());
     QVERIFY(view.runner()->isRunning());
@@ -295,6 +297,7 @@ class TestCompareView : public QObject {
     SweepOptions o = got.front().options;
     QCOMPARE(o.values, (std::vector<std::string>{"4", "16", "64"}));
     QCOMPARE(o.base_params.contains("n_features"), false);
+    QCOMPARE(o.qk_std, 0.5);
     const SweepResult direct = run_sweep(o);
     QCOMPARE(got.front().result.rows.size(), direct.rows.size());
     for (std::size_t i = 0; i < direct.rows.size(); ++i) {
