@@ -36,7 +36,10 @@
 #include "core/device.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "figures/figure_export.h"
+#include "figures/heatmap_figure.h"
 #include "heatmap_view.h"
+#include "trace_view.h"
 #include "models/playground.h"
 
 using namespace attnlab;
@@ -100,11 +103,25 @@ void bench_playground(int repeats) {
   std::printf("playground forward, tiny-encoder (4 layers x 8 heads, d_model 256), L=%lld, all traces, exact softmax "
               "comparison of layer 0; model build %.1f ms:\n",
               static_cast<long long>(first->length()), first->model_ms);
+  std::printf("  (then: the variant's views as the window redraws them - figure data + painting at 96 dpi)\n");
   for (const Attention* variant : Registry::builtin().all()) {
     request.variant = variant->spec().name;
     try {
-      const Stats s = time_ms(repeats, [&] { playground.run(request); });
-      std::printf("  %-14s %6.1f ms (min %.1f, max %.1f)\n", request.variant.c_str(), s.median, s.min, s.max);
+      PlaygroundResultPtr result;
+      const Stats s = time_ms(repeats, [&] { result = playground.run(request); });
+      std::printf("  %-14s %6.1f ms (min %.1f, max %.1f)", request.variant.c_str(), s.median, s.min, s.max);
+      ViewContext context;
+      context.result = result;
+      for (const ViewSpec& view : view_specs()) {
+        if (!view.make_widget || !view.accepts(*result)) continue;
+        const Stats data = time_ms(repeats, [&] { view.figure(context, FigureStyle{}); });
+        const Stats v = time_ms(repeats, [&] {
+          const PaintedFigure figure = view.figure(context, FigureStyle{});
+          render_figure_image(figure, 96.0);
+        });
+        std::printf("   + %s %.1f ms (data %.1f)", view.name.c_str(), v.median, data.median);
+      }
+      std::printf("\n");
     } catch (const std::exception& e) {
       std::printf("  %-14s failed: %s\n", request.variant.c_str(), e.what());
     }
@@ -320,9 +337,7 @@ void bench_gemm() {
               all.threads);
 }
 
-void bench_gl(int argc, char** argv) {
-  HeatmapView::useAsDefaultFormat();
-  QApplication app(argc, argv);
+void bench_gl() {
   if (QGuiApplication::platformName() == QLatin1String("offscreen") || qEnvironmentVariableIsEmpty("DISPLAY")) {
     std::printf("GL heatmap: skipped (no display; run under xvfb-run)\n");
     return;
@@ -405,6 +420,13 @@ int main(int argc, char** argv) {
     if (!only.empty()) return only.count(section) > 0;
     return std::string(section) == "kernel-scaling" ? kernel_scaling : true;
   };
+  // One application for the whole run: the view timings need fonts, the GL section a context
+  // (its surface format must be set before the application exists). Without a display the
+  // figures still render offscreen and the GL section says it is skipped.
+  if (gl && wanted("gl")) HeatmapView::useAsDefaultFormat();
+  if (qEnvironmentVariableIsEmpty("DISPLAY") && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+    qputenv("QT_QPA_PLATFORM", "offscreen");
+  QApplication app(argc, argv);
   std::printf("AttnLab benchmark — %s\n", select_device(DevicePreference::Auto).describe().c_str());
   if (wanted("softmax")) bench_softmax(repeats);
   if (wanted("playground")) bench_playground(std::max(3, repeats / 4));
@@ -412,6 +434,6 @@ int main(int argc, char** argv) {
   if (wanted("reversible")) bench_reversible();
   if (wanted("gemm")) bench_gemm();
   if (wanted("kernel-scaling")) bench_kernel_scaling();
-  if (gl && wanted("gl")) bench_gl(argc, argv);
+  if (gl && wanted("gl")) bench_gl();
   return 0;
 }

@@ -131,6 +131,8 @@ class MainWindow : public QMainWindow {
   HeadGrid* head_grid_ = nullptr;
   QTabWidget* view_tabs_ = nullptr;  // the heatmap, then the variant views
   std::vector<std::pair<std::string, TraceViewWidget*>> variant_views_;  // tabs 1.. in order
+  std::vector<bool> stale_views_;
+  std::string shown_variant_;  // the variant of the result the views were last given  // per variant view: a result came while its tab was not shown
   QLabel* status_label_ = nullptr;
   QLabel* busy_label_ = nullptr;
   QPushButton* cancel_button_ = nullptr;
