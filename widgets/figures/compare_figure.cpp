@@ -515,9 +515,10 @@ LineChart sweep_line_chart(const std::vector<SweepSeries>& series) {
   if (series.empty()) return chart;
   const SweepOptions& o = series.front().options;
   chart.title = QStringLiteral("%1: error vs %2").arg(QString::fromStdString(o.variant), QString::fromStdString(o.key));
-  chart.note = QStringLiteral("L=%1, d=%2, %3 head%4, %5 seed%6, top-%7%8 · bars: min–max over seeds")
+  chart.note = QStringLiteral("L=%1, d=%2, q,k σ=%3, %4 head%5, %6 seed%7, top-%8%9 · bars: min–max over seeds")
                    .arg(o.length)
                    .arg(o.dim)
+                   .arg(o.qk_std, 0, 'g', 3)
                    .arg(o.heads)
                    .arg(o.heads == 1 ? "" : "s")
                    .arg(o.seeds)
