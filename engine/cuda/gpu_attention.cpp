@@ -269,6 +269,38 @@ LshAttentionResult reformer_lsh_attention(const Tensor& q, const Tensor& v, cons
   return result;
 }
 
+KMeansResult spherical_kmeans(const Tensor& points, const Tensor& initial, int steps, float decay) {
+  if (points.rank() != 2 || initial.rank() != 2 || points.dim(1) != initial.dim(1))
+    throw ShapeError("k-means: points [N, d] and centroids [k, d] needed; got " + points.shape_string() + " and " +
+                     initial.shape_string());
+  require_device();
+  cuda::KMeansDims kd;
+  kd.points = static_cast<int>(points.dim(0));
+  kd.clusters = static_cast<int>(initial.dim(0));
+  kd.d = static_cast<int>(points.dim(1));
+  kd.steps = steps;
+  kd.decay = decay;
+  DeviceBuffer x(static_cast<std::size_t>(points.size()) * 4), mu(static_cast<std::size_t>(initial.size()) * 4),
+      nearest(static_cast<std::size_t>(kd.points) * 4), inv(static_cast<std::size_t>(kd.points) * 4);
+  upload(points, x);
+  upload(initial, mu);
+  Event start, stop;
+  check(cudaEventRecord(start.get()), "recording an event");
+  cuda::kmeans_steps(x.get<float>(), mu.get<float>(), nearest.get<int>(), inv.get<float>(), kd, nullptr);
+  check(cudaEventRecord(stop.get()), "recording an event");
+  check(cudaEventSynchronize(stop.get()), "running k-means");
+  KMeansResult result;
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, start.get(), stop.get()), "reading the kernel time");
+  result.kernel_ms = ms;
+  result.centroids = Tensor::uninitialized({kd.clusters, kd.d});
+  download(mu, result.centroids);
+  result.nearest.resize(static_cast<std::size_t>(kd.points));
+  check(cudaMemcpy(result.nearest.data(), nearest.get(), result.nearest.size() * 4, cudaMemcpyDeviceToHost),
+        "copying the assignments");
+  return result;
+}
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.rank() != 2 || b.rank() != 2 || a.dim(1) != b.dim(0))
     throw ShapeError("matmul: need [M, K] and [K, N]; got " + a.shape_string() + " and " + b.shape_string());

@@ -7,6 +7,7 @@
 //   softmax_attention      <-> the `softmax` variant (attention/softmax.cpp)
 //   bigbird_attention      <-> the `bigbird` variant (attention/bigbird.cpp)
 //   reformer_lsh_attention <-> the `reformer_lsh` variant (shared QK, no dedup)
+//   spherical_kmeans       <-> the `routing` variant's k-means steps
 //   linear_attention       <-> the `linear` variant  (attention/linear.cpp), φ = elu + 1
 //   matmul                 <-> Eigen's GEMM
 //
@@ -85,6 +86,17 @@ struct LshAttentionResult {
 // `k` is not read) and no dedup: ParamError otherwise. d in {32, 64, 128}, dv == d.
 LshAttentionResult reformer_lsh_attention(const Tensor& q, const Tensor& v, const Params& params, std::uint64_t seed,
                                           bool causal);
+
+struct KMeansResult {
+  Tensor centroids;                   // [k, d] after the steps (unit rows)
+  std::vector<std::int32_t> nearest;  // [N] nearest final centroid of every point
+  double kernel_ms = 0;
+};
+
+// `steps` rounds of the `routing` variant's online spherical k-means (assign by the largest dot
+// product, then μ ← normalise(λ·μ + (1 − λ)·mean of the assigned unit points)) from `initial`
+// [k, d] on points [N, d], float32, d <= 128.
+KMeansResult spherical_kmeans(const Tensor& points, const Tensor& initial, int steps, float decay);
 
 // C = A·B through cuBLAS (float32, no TF32): a [M, K], b [K, N] -> [M, N].
 Tensor matmul(const Tensor& a, const Tensor& b);

@@ -30,6 +30,8 @@ LshAttentionResult reformer_lsh_attention(const Tensor&, const Tensor&, const Pa
   unavailable();
 }
 
+KMeansResult spherical_kmeans(const Tensor&, const Tensor&, int, float) { unavailable(); }
+
 Tensor matmul(const Tensor&, const Tensor&) { unavailable(); }
 
 }  // namespace attnlab::gpu

@@ -72,6 +72,19 @@ std::size_t lsh_attention_workspace_bytes(const LshDims& dims);
 void lsh_attention_forward(const float* q, const float* v, const float* rotations, float* out, int* buckets,
                            void* workspace, const LshDims& dims, bool causal, cudaStream_t stream);
 
+// Spherical k-means steps for `routing` (kmeans.cu): `steps` assignment + update rounds on
+// points [N, d] from the centroids given in `centroids` [k, d] (updated in place), then the
+// nearest centroid of every point into `nearest` [N]. inverse_norms: N floats of scratch.
+struct KMeansDims {
+  int points = 0;
+  int clusters = 1;
+  int d = 64;  // at most 128
+  int steps = 10;
+  float decay = 0.5f;  // λ of the exponential moving average
+};
+void kmeans_steps(const float* points, float* centroids, int* nearest, float* inverse_norms, const KMeansDims& dims,
+                  cudaStream_t stream);
+
 // Elementwise float32 -> f16/bf16 on the device (n elements).
 void convert_from_f32(DType type, const float* src, void* dst, std::size_t n, cudaStream_t stream);
 // And back: f16/bf16 -> float32.

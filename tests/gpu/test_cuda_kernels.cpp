@@ -9,6 +9,7 @@
 
 #include "attention/reformer_lsh.h"
 #include "attention/registry.h"
+#include "attention/routing.h"
 #include "core/error.h"
 #include "cuda/gpu_attention.h"
 #include "test_support.h"
@@ -111,6 +112,7 @@ class TestCudaKernels : public QObject {
                        gpu::reformer_lsh_attention(t, t, params_of("reformer_lsh", nlohmann::json::object()), 1, false);
                      }),
                      "no GPU"));
+    QVERIFY(contains(error_message<DeviceError>([&] { gpu::spherical_kmeans(random_tensor({8, 4}, 1), random_tensor({2, 4}, 2), 3, 0.5f); }), "no GPU"));
     QVERIFY(!error_message<DeviceError>([&] { gpu::matmul(random_tensor({4, 4}, 2), random_tensor({4, 4}, 3)); })
                  .empty());
   }
@@ -358,6 +360,48 @@ class TestCudaKernels : public QObject {
                        gpu::reformer_lsh_attention(q, q, params_of("reformer_lsh", {{"shared_qk", false}}), 1, false);
                      }),
                      "shared_qk"));
+  }
+
+  // The `routing` variant's own k-means, read from its trace: from its initial centroids, the
+  // GPU's steps reach its final centroids and the same nearest clusters.
+  void kmeans_matches_routing_trace_data() {
+    QTest::addColumn<int>("length");
+    QTest::addColumn<int>("dim");
+    QTest::addColumn<int>("clusters");
+    QTest::addColumn<double>("decay");
+    QTest::newRow("100 d16 k6") << 100 << 16 << 6 << 0.5;
+    QTest::newRow("300 d64 k17 batch means") << 300 << 64 << 17 << 0.0;
+    QTest::newRow("257 d128 k16 slow") << 257 << 128 << 16 << 0.9;
+  }
+
+  void kmeans_matches_routing_trace() {
+    if (!have_gpu_) QSKIP(("no GPU: " + why_not_).c_str());
+    QFETCH(int, length);
+    QFETCH(int, dim);
+    QFETCH(int, clusters);
+    QFETCH(double, decay);
+    const int steps = 6;
+    const Tensor q = random_tensor({1, length, dim}, 71), k = random_tensor({1, length, dim}, 72),
+                 v = random_tensor({1, length, dim}, 73);
+    const Params params = params_of("routing", {{"n_clusters", clusters}, {"kmeans_iters", steps}, {"ema_decay", decay}});
+    const AttentionInput in{q, k, v, false, nullptr, &params, 9};
+    Trace trace;
+    run_attention(Registry::builtin().get("routing"), in, &trace);
+    const RoutingHeadTrace& t = dynamic_cast<const RoutingExtras&>(*trace.extras).head(0);
+    QCOMPARE(t.steps, static_cast<std::int64_t>(steps + 1));
+    Tensor points({2 * length, dim}), initial({clusters, dim});
+    std::copy_n(q.data(), length * dim, points.data());
+    std::copy_n(k.data(), length * dim, points.data() + length * dim);
+    std::copy_n(t.centroids.data(), clusters * dim, initial.data());
+    const gpu::KMeansResult got = gpu::spherical_kmeans(points, initial, steps, static_cast<float>(decay));
+    double worst = 0;
+    for (int i = 0; i < clusters * dim; ++i)
+      worst = std::max(worst, std::abs(double(got.centroids.data()[i]) - t.centroids.data()[steps * clusters * dim + i]));
+    QVERIFY2(worst < 1e-5, qPrintable(QString("centroids differ by %1").arg(worst)));
+    for (int i = 0; i < length; ++i) {
+      QCOMPARE(got.nearest[static_cast<std::size_t>(i)], t.query_nearest[static_cast<std::size_t>(steps * length + i)]);
+      QCOMPARE(got.nearest[static_cast<std::size_t>(length + i)], t.key_nearest[static_cast<std::size_t>(steps * length + i)]);
+    }
   }
 
   void matmul_matches_naive() {
