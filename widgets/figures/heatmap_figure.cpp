@@ -138,37 +138,6 @@ double widest_label_uncached(const QFontMetricsF& fm, const QStringList& labels,
   return widest;
 }
 
-// The widest (elided) label, remembered for the last few label lists: a figure measures the same
-// 512 token labels for rows and columns, several panels and every layout pass, and text shaping
-// was most of a view's redraw (the Approximation lab: three heatmaps, ~50 ms at 512 tokens).
-double widest_label(const QFont& font, const QPaintDevice* device, const QStringList& labels, int count,
-                    double elide_width) {
-  struct Entry {
-    QString font_key;
-    int dpi_x = 0, dpi_y = 0, count = 0;
-    double elide_width = 0;
-    QStringList labels;  // implicitly shared: comparing an unchanged list is a pointer check
-    double widest = 0;
-  };
-  static std::mutex mutex;
-  static std::vector<Entry> cache;  // most recent last
-  constexpr std::size_t kEntries = 16;
-  const int dpi_x = device ? device->logicalDpiX() : 0, dpi_y = device ? device->logicalDpiY() : 0;
-  const QString key = font.key();
-  {
-    std::lock_guard lock(mutex);
-    for (const Entry& e : cache)
-      if (e.count == count && e.elide_width == elide_width && e.dpi_x == dpi_x && e.dpi_y == dpi_y &&
-          e.font_key == key && e.labels == labels)
-        return e.widest;
-  }
-  const double widest = widest_label_uncached(QFontMetricsF(font, device), labels, count, elide_width);
-  std::lock_guard lock(mutex);
-  if (cache.size() == kEntries) cache.erase(cache.begin());
-  cache.push_back(Entry{key, dpi_x, dpi_y, count, elide_width, labels, widest});
-  return widest;
-}
-
 Parts measure_parts(const HeatmapData& data, const FigureStyle& style, const QPaintDevice* device) {
   Parts p;
   p.label_font = style.font;
@@ -189,8 +158,8 @@ Parts measure_parts(const HeatmapData& data, const FigureStyle& style, const QPa
   p.row_axis_w = data.row_axis.isEmpty() ? 0.0 : p.line + p.gap;
   p.col_axis_h = data.col_axis.isEmpty() ? 0.0 : p.line + p.gap;
   // Bold is wider: measure with it so a highlighted label fits too.
-  p.row_label_w = widest_label(p.bold_font, device, data.row_labels, data.rows, p.elide_width);
-  p.col_label_h = widest_label(p.bold_font, device, data.col_labels, data.cols, p.elide_width);
+  p.row_label_w = widest_elided_label(p.bold_font, device, data.row_labels, data.rows, p.elide_width);
+  p.col_label_h = widest_elided_label(p.bold_font, device, data.col_labels, data.cols, p.elide_width);
 
   if (style.show_colorbar) {
     p.colorbar_gap = kColorbarGapLines * p.line;
@@ -479,6 +448,37 @@ void draw_colorbar(QPainter& painter, const HeatmapFigureLayout& layout, const H
 }
 
 }  // namespace
+
+// The widest (elided) label, remembered for the last few label lists: a figure measures the same
+// 512 token labels for rows and columns, several panels and every layout pass, and text shaping
+// was most of a view's redraw (the Approximation lab: three heatmaps, ~50 ms at 512 tokens).
+double widest_elided_label(const QFont& font, const QPaintDevice* device, const QStringList& labels, int count,
+                           double elide_width) {
+  struct Entry {
+    QString font_key;
+    int dpi_x = 0, dpi_y = 0, count = 0;
+    double elide_width = 0;
+    QStringList labels;  // implicitly shared: comparing an unchanged list is a pointer check
+    double widest = 0;
+  };
+  static std::mutex mutex;
+  static std::vector<Entry> cache;  // most recent last
+  constexpr std::size_t kEntries = 16;
+  const int dpi_x = device ? device->logicalDpiX() : 0, dpi_y = device ? device->logicalDpiY() : 0;
+  const QString key = font.key();
+  {
+    std::lock_guard lock(mutex);
+    for (const Entry& e : cache)
+      if (e.count == count && e.elide_width == elide_width && e.dpi_x == dpi_x && e.dpi_y == dpi_y &&
+          e.font_key == key && e.labels == labels)
+        return e.widest;
+  }
+  const double widest = widest_label_uncached(QFontMetricsF(font, device), labels, count, elide_width);
+  std::lock_guard lock(mutex);
+  if (cache.size() == kEntries) cache.erase(cache.begin());
+  cache.push_back(Entry{key, dpi_x, dpi_y, count, elide_width, labels, widest});
+  return widest;
+}
 
 QFont FigureStyle::default_figure_font() {
   QFont font(QStringLiteral("DejaVu Sans"));

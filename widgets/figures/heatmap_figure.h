@@ -55,6 +55,12 @@ struct HeatmapFigureLayout {
 QSizeF heatmap_figure_size(const HeatmapData& data, const FigureStyle& style);
 
 // Lays the figure out in `target`, measuring text on `device` (the one the painter will draw on).
+// The widest of labels[0..count) elided to `elide_width`, in `font` on `device`; remembered for
+// the last 16 label lists, since a figure measures the same token labels for rows, columns,
+// panels and layout passes (text shaping was most of a redraw at 512 tokens).
+double widest_elided_label(const QFont& font, const QPaintDevice* device, const QStringList& labels, int count,
+                           double elide_width);
+
 HeatmapFigureLayout compute_heatmap_layout(const HeatmapData& data, const FigureStyle& style, const QRectF& target,
                                            const QPaintDevice* device);
 

@@ -379,10 +379,12 @@ SortFrame sort_frame(const LshFigureModel& model, const QRectF& panel, const Met
   const int L = std::max(1, model.length());
   f.cell = area.width() / L;
   f.stride = std::max(1, static_cast<int>(std::ceil(kLabelPitchLines * m.small_line / std::max(f.cell, 1e-9) - 1e-9)));
-  const QFontMetricsF fm(m.small_bold, device);  // bold is wider: a highlighted label fits too
   const double elide = kLabelChars * QFontMetricsF(m.small, device).averageCharWidth();
-  double widest = 0;
-  for (int i = 0; i < L; ++i) widest = std::max(widest, fm.horizontalAdvance(fm.elidedText(label_text(model, i), Qt::ElideRight, elide)));
+  QStringList texts;
+  texts.reserve(L);
+  for (int i = 0; i < L; ++i) texts.push_back(label_text(model, i));
+  // Bold is wider: a highlighted label fits too.
+  const double widest = widest_elided_label(m.small_bold, device, texts, L, elide);
   const double strip = std::min(kStripLines * m.line, 0.12 * area.height());
   const double bar = std::min(kChunkBarLines * m.line, 0.1 * area.height());
   const double labels = std::min(widest + 0.3 * m.line, 0.2 * area.height());
