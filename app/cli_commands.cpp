@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "analysis/sweep.h"
+#include "bench/complexity.h"
 #include "attention/registry.h"
 #include "bench/activation_memory.h"
 #include "colormap.h"
@@ -65,6 +66,12 @@ const char* kUsage =
     "         [--param key=value]... [--seed N] [--dpi N] --out FILE.png|.svg|.pdf|.csv|.json\n"
     "      Activation memory a training forward pass keeps, standard vs reversible residual stack,\n"
     "      for depths 1..N, with the reversible stack's reconstruction error.\n"
+    "  bench --variants A,B,... --lengths L1,L2,... [--dim d] [--heads H] [--causal]\n"
+    "         [--device cpu|cuda] [--repeats N] [--time-budget-ms T] [--seed N] --json OUT.json\n"
+    "      Time and peak memory of each variant's fast path on random q, k, v (defaults d=64, H=1,\n"
+    "      5 repeats after a warm-up, 60 s budget per call): rows {variant, length, device, status,\n"
+    "      median_ms, min_ms, max_ms, peak_bytes} and log-log slopes fitted on the largest half\n"
+    "      of the lengths. Lengths past the memory limit or the time budget are rows with a status.\n"
     "  info\n"
     "      Version, device and threads.\n";
 
@@ -392,6 +399,53 @@ int cmd_sweep(int argc, char** argv) {
   return 0;
 }
 
+// ---- bench --------------------------------------------------------------------------------------
+
+std::vector<std::string> split_list(const std::string& option, const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    if (item.empty()) throw UsageError("--" + option + " " + text + ": empty item in the list");
+    items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+int cmd_bench(int argc, char** argv) {
+  const Options o = parse_options("bench", argc, argv,
+                                  {"variants", "lengths", "dim", "heads", "device", "repeats", "time-budget-ms", "seed",
+                                   "json"},
+                                  {"causal"});
+  ComplexityOptions c;
+  c.variants = split_list("variants", o.require("bench", "variants"));
+  for (const std::string& item : split_list("lengths", o.require("bench", "lengths")))
+    c.lengths.push_back(parse_positive("lengths", item));
+  const std::string json_path = o.require("bench", "json");
+  if (o.has("dim")) c.dim = parse_positive("dim", o.get("dim"));
+  if (o.has("heads")) c.heads = parse_positive("heads", o.get("heads"));
+  if (o.has("repeats")) c.repeats = parse_positive("repeats", o.get("repeats"));
+  if (o.has("time-budget-ms")) c.time_budget_ms = parse_number("time-budget-ms", o.get("time-budget-ms"));
+  if (o.has("seed")) c.seed = parse_seed("seed", o.get("seed"));
+  if (o.has("device")) {
+    const std::string device = o.get("device");
+    if (device != "cpu" && device != "cuda") throw UsageError("bench: --device " + device + ": expected cpu or cuda");
+    c.device = parse_device_preference(device);
+  }
+  c.causal = o.has("causal");
+  if (isatty(fileno(stderr)) != 0) {
+    c.progress = [](int done, int total) {
+      std::fprintf(stderr, "\rbench: %d/%d points", done, total);
+      if (done == total) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    };
+  }
+  const ComplexityResult result = run_complexity(c);
+  write_json_file(json_path, complexity_to_json(c, result));
+  return 0;
+}
+
 // ---- figure -------------------------------------------------------------------------------------
 
 int cmd_figure(int argc, char** argv) {
@@ -549,7 +603,7 @@ int cmd_info(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "attnlab-cli: no command given; commands: variants, attend, compare, sweep, figure, memory-depth, info (see --help)\n";
+    std::cerr << "attnlab-cli: no command given; commands: variants, attend, compare, sweep, figure, memory-depth, bench, info (see --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -569,8 +623,9 @@ int run(int argc, char** argv) {
     if (command == "compare") return cmd_compare(argc, argv);
     if (command == "sweep") return cmd_sweep(argc, argv);
     if (command == "memory-depth") return cmd_memory_depth(argc, argv);
+    if (command == "bench") return cmd_bench(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
-    throw UsageError("unknown command '" + command + "'; commands: variants, attend, compare, sweep, figure, memory-depth, info (see --help)");
+    throw UsageError("unknown command '" + command + "'; commands: variants, attend, compare, sweep, figure, memory-depth, bench, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";
     return kExitUsage;

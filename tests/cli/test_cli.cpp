@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/npy.h"
+#include "cuda/gpu_attention.h"
 #include "test_support.h"
 
 using namespace attnlab;
@@ -444,6 +445,57 @@ class TestCli : public QObject {
     const QByteArray text = read_bytes(path("p.csv"));
     QVERIFY(text.startsWith("series,value,numeric,rel_output_error_mean"));
     QCOMPARE(text.count("\r\n"), 3);
+  }
+
+  // bench: one row per (variant, length) with the fields issue 6 names, and slopes that are the
+  // least-squares fit over the largest half of the lengths, recomputed here from the rows. No
+  // figure is checked against a time (benchmarks are not timed tests).
+  void bench_writes_rows_and_fits() {
+    const CliRun r = cli({"bench", "--variants", "softmax,linear", "--lengths", "256,64,128,512", "--repeats", "2",
+                          "--dim", "16", "--json", path("bench.json")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const auto j = nlohmann::json::parse(read_bytes(path("bench.json")).toStdString());
+    QVERIFY(j.at("machine").contains("device"));
+    QCOMPARE(j.at("rows").size(), std::size_t{8});
+    for (const auto& row : j.at("rows")) {
+      QCOMPARE(row.at("status").get<std::string>(), std::string("ok"));
+      QCOMPARE(row.at("device").get<std::string>(), std::string("cpu"));
+      QVERIFY(row.at("min_ms").get<double>() <= row.at("median_ms").get<double>());
+      QVERIFY(row.at("median_ms").get<double>() <= row.at("max_ms").get<double>());
+      QVERIFY(row.at("peak_bytes").get<std::int64_t>() >= 0);
+    }
+    QCOMPARE(j["rows"][0]["length"].get<int>(), 64);  // lengths sorted
+    for (const auto& fit : j.at("fits")) {
+      const std::string variant = fit.at("variant").get<std::string>();
+      std::vector<double> x, t, m;
+      for (const auto& row : j.at("rows"))
+        if (row.at("variant") == variant && row.at("length").get<int>() >= 256) {  // largest half: 256, 512
+          x.push_back(row.at("length").get<double>());
+          t.push_back(row.at("median_ms").get<double>());
+          m.push_back(row.at("peak_bytes").get<double>());
+        }
+      QCOMPARE(fit.at("points").get<int>(), 2);
+      const double time_slope = std::log(t[1] / t[0]) / std::log(x[1] / x[0]);
+      QVERIFY(std::abs(fit.at("time_slope").get<double>() - time_slope) < 1e-9);
+      if (m[0] > 0 && m[1] > 0)
+        QVERIFY(std::abs(fit.at("memory_slope").get<double>() - std::log(m[1] / m[0]) / std::log(x[1] / x[0])) < 1e-9);
+    }
+  }
+
+  void bench_fails_cleanly() {
+    const QString out = path("bad_bench.json");
+    expect_failure(cli({"bench", "--variants", "softmax", "--json", out}), 2, "bench needs --lengths");
+    expect_failure(cli({"bench", "--variants", "softmax,,linear", "--lengths", "64", "--json", out}), 2, "empty item");
+    expect_failure(cli({"bench", "--variants", "nope", "--lengths", "64", "--json", out}), 1, "nope");
+    expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64,64", "--json", out}), 1, "listed twice");
+    expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "1", "--json", out}), 1, "length=1 is not allowed");
+    expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64", "--device", "tpu", "--json", out}), 2,
+                   "expected cpu or cuda");
+    std::string why;
+    if (!gpu::gpu_available(&why))
+      expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64", "--device", "cuda", "--json", out}), 1,
+                     "no GPU to run on");
+    QVERIFY(!QFile::exists(out));
   }
 
   void sweep_fails_cleanly() {
