@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -334,6 +335,29 @@ int cmd_compare(int argc, char** argv) {
 
 // ---- sweep --------------------------------------------------------------------------------------
 
+// "A,B,C" -> {"A", "B", "C"}; an empty item is a usage error naming `what` (the option as typed).
+std::vector<std::string> split_list(const std::string& what, const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    if (item.empty()) throw UsageError(what + ": empty value in the list");
+    items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+// Progress on stderr only for a person watching: tests and scripts read stderr as one error line.
+std::function<void(int, int)> terminal_progress(const char* command, const char* unit) {
+  if (isatty(fileno(stderr)) == 0) return {};
+  return [command, unit](int done, int total) {
+    std::fprintf(stderr, "\r%s: %d/%d %s", command, done, total, unit);
+    if (done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
+}
+
 int cmd_sweep(int argc, char** argv) {
   const Options o = parse_options("sweep", argc, argv,
                                   {"variant", "sweep", "param", "seeds", "length", "dim", "qk-std", "heads", "topk", "seed",
@@ -349,13 +373,7 @@ int cmd_sweep(int argc, char** argv) {
     throw UsageError("sweep: --sweep " + sweep + ": expected KEY=V1,V2,...");
   }
   s.key = sweep.substr(0, eq);
-  for (std::size_t start = eq + 1; start <= sweep.size();) {
-    const std::size_t comma = std::min(sweep.find(',', start), sweep.size());
-    const std::string value = sweep.substr(start, comma - start);
-    if (value.empty()) throw UsageError("sweep: --sweep " + sweep + ": empty value; expected KEY=V1,V2,...");
-    s.values.push_back(value);
-    start = comma + 1;
-  }
+  s.values = split_list("sweep: --sweep " + sweep + " (expected KEY=V1,V2,...)", sweep.substr(eq + 1));
   const std::string out_path = o.get("out");
   check_output_folder("json", json_path);
   if (!out_path.empty()) {
@@ -384,15 +402,7 @@ int cmd_sweep(int argc, char** argv) {
   if (o.has("topk")) s.topk = parse_positive("topk", o.get("topk"));
   if (o.has("seed")) s.seed = parse_seed("seed", o.get("seed"));
   s.causal = o.has("causal");
-  // Progress only for a person watching: tests and scripts read stderr as one error line.
-  const bool show_progress = isatty(fileno(stderr)) != 0;
-  if (show_progress) {
-    s.progress = [](int done, int total) {
-      std::fprintf(stderr, "\rsweep: %d/%d values", done, total);
-      if (done == total) std::fputc('\n', stderr);
-      std::fflush(stderr);
-    };
-  }
+  s.progress = terminal_progress("sweep", "values");
   const SweepResult result = run_sweep(s);
   if (!out_path.empty()) export_sweep({SweepSeries{QString(), s, result}}, QString::fromStdString(out_path), export_options);
   write_json_file(json_path, sweep_to_json(s, result));
@@ -401,28 +411,17 @@ int cmd_sweep(int argc, char** argv) {
 
 // ---- bench --------------------------------------------------------------------------------------
 
-std::vector<std::string> split_list(const std::string& option, const std::string& text) {
-  std::vector<std::string> items;
-  for (std::size_t start = 0; start <= text.size();) {
-    const std::size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    if (item.empty()) throw UsageError("--" + option + " " + text + ": empty item in the list");
-    items.push_back(item);
-    start = comma + 1;
-  }
-  return items;
-}
-
 int cmd_bench(int argc, char** argv) {
   const Options o = parse_options("bench", argc, argv,
                                   {"variants", "lengths", "dim", "heads", "device", "repeats", "time-budget-ms", "seed",
                                    "json"},
                                   {"causal"});
   ComplexityOptions c;
-  c.variants = split_list("variants", o.require("bench", "variants"));
-  for (const std::string& item : split_list("lengths", o.require("bench", "lengths")))
+  c.variants = split_list("bench: --variants", o.require("bench", "variants"));
+  for (const std::string& item : split_list("bench: --lengths", o.require("bench", "lengths")))
     c.lengths.push_back(parse_positive("lengths", item));
   const std::string json_path = o.require("bench", "json");
+  check_output_folder("json", json_path);
   if (o.has("dim")) c.dim = parse_positive("dim", o.get("dim"));
   if (o.has("heads")) c.heads = parse_positive("heads", o.get("heads"));
   if (o.has("repeats")) c.repeats = parse_positive("repeats", o.get("repeats"));
@@ -434,13 +433,7 @@ int cmd_bench(int argc, char** argv) {
     c.device = parse_device_preference(device);
   }
   c.causal = o.has("causal");
-  if (isatty(fileno(stderr)) != 0) {
-    c.progress = [](int done, int total) {
-      std::fprintf(stderr, "\rbench: %d/%d points", done, total);
-      if (done == total) std::fputc('\n', stderr);
-      std::fflush(stderr);
-    };
-  }
+  c.progress = terminal_progress("bench", "points");
   const ComplexityResult result = run_complexity(c);
   write_json_file(json_path, complexity_to_json(c, result));
   return 0;

@@ -23,7 +23,8 @@
 // sphere, per head and component) and `spread` (the common standard deviation, exp(σ/2) of the
 // reference with σ shared by every dimension). For "rks" we pair one ω with [cos, sin] instead
 // of the reference's ± pairing of a shared ε: the expectation is the same kernel; the antithetic
-// ± pairing only lowers variance. FastFood and the generator variants are not implemented.
+// ± pairing only lowers variance. The reference also offers FastFood and generator-network
+// feature maps; this variant is the Gaussian-mixture family the issue names, not those.
 //
 // Normalisation. "prf" features are positive, so D_i > 0 and rows sum to 1. Random Fourier
 // features are not positive: φ(q)·φ(k) estimates a kernel in (0, 1] with an error of order

@@ -485,7 +485,7 @@ class TestCli : public QObject {
   void bench_fails_cleanly() {
     const QString out = path("bad_bench.json");
     expect_failure(cli({"bench", "--variants", "softmax", "--json", out}), 2, "bench needs --lengths");
-    expect_failure(cli({"bench", "--variants", "softmax,,linear", "--lengths", "64", "--json", out}), 2, "empty item");
+    expect_failure(cli({"bench", "--variants", "softmax,,linear", "--lengths", "64", "--json", out}), 2, "empty value");
     expect_failure(cli({"bench", "--variants", "nope", "--lengths", "64", "--json", out}), 1, "nope");
     expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64,64", "--json", out}), 1, "listed twice");
     expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "1", "--json", out}), 1, "length=1 is not allowed");
