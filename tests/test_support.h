@@ -126,6 +126,13 @@ inline bool head_rows_identical(const Tensor& a, const Tensor& b, std::int64_t h
                      static_cast<std::size_t>(rows * a.dim(2)) * sizeof(float)) == 0;
 }
 
+// Key padding with every `period`-th key padded, starting at `first` (1 = padded).
+inline std::vector<std::uint8_t> padding_every(std::int64_t length, std::int64_t period, std::int64_t first) {
+  std::vector<std::uint8_t> p(static_cast<std::size_t>(length), 0);
+  for (std::int64_t j = first; j < length; j += period) p[static_cast<std::size_t>(j)] = 1;
+  return p;
+}
+
 // Least-squares slope of log y against log x (for error-versus-size laws).
 inline double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
   double mx = 0, my = 0;

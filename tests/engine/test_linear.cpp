@@ -21,6 +21,7 @@
 #include "test_support.h"
 
 using namespace attnlab;
+using attnlab::test::padding_every;
 using attnlab::test::random_tensor;
 using attnlab::test::head_rows_identical;
 using attnlab::test::key_visible;
@@ -83,12 +84,6 @@ Reference elu_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool 
   return quadratic(elu1_of(q), elu1_of(k), {}, v, q.dim(0), q.dim(1), k.dim(1), q.dim(2), causal, eps, padding);
 }
 
-std::vector<std::uint8_t> every_fifth_padded(std::int64_t length) {
-  std::vector<std::uint8_t> p(static_cast<std::size_t>(length), 0);
-  for (std::int64_t j = 2; j < length; j += 5) p[static_cast<std::size_t>(j)] = 1;
-  return p;
-}
-
 }  // namespace
 
 class TestLinear : public QObject {
@@ -125,7 +120,7 @@ class TestLinear : public QObject {
     QFETCH(int, lk);
     QFETCH(double, eps);
     const Tensor q = random_tensor({3, lq, 8}, 1), k = random_tensor({3, lk, 8}, 2), v = random_tensor({3, lk, 5}, 3);
-    const auto padding = every_fifth_padded(lk);
+    const auto padding = padding_every(lk, 5, 2);
     const auto* pad = padded ? &padding : nullptr;
     const Reference ref = elu_reference(q, k, v, causal, eps, pad);
     for (const char* form : {"prefix", "recurrent"}) {
@@ -149,7 +144,7 @@ class TestLinear : public QObject {
     Rng rng(13);
     for (std::int64_t i = 0; i < g.size(); ++i) g.data()[i] = static_cast<float>(rng.uniform(-60.0, 60.0));
     const Tensor v = random_tensor({H, L, dv}, 14);
-    const auto padding = every_fifth_padded(L);
+    const auto padding = padding_every(L, 5, 2);
     std::vector<double> pq(phi_q.data(), phi_q.data() + phi_q.size()), pk(phi_k.data(), phi_k.data() + phi_k.size());
     std::vector<double> gd(g.data(), g.data() + g.size());
     for (bool causal : {false, true})
@@ -179,7 +174,7 @@ class TestLinear : public QObject {
   // ε = 0: implied weights >= 0, rows sum to 1, hidden keys exactly 0; out = A·V.
   void weights_are_a_distribution() {
     const Tensor q = random_tensor({2, 70, 8}, 21, 2.0f), k = random_tensor({2, 70, 8}, 22, 2.0f), v = random_tensor({2, 70, 6}, 23);
-    const auto padding = every_fifth_padded(70);
+    const auto padding = padding_every(70, 5, 2);
     for (bool causal : {false, true}) {
       const Run run = run_linear(q, k, v, causal, "prefix", 0.0, true, &padding);
       const Tensor& w = run.trace.weights;
@@ -260,7 +255,7 @@ class TestLinear : public QObject {
   // Values of padded keys have no influence at all.
   void padded_keys_have_no_influence() {
     const Tensor q = random_tensor({1, 80, 8}, 51), k = random_tensor({1, 80, 8}, 52), v = random_tensor({1, 80, 4}, 53);
-    const auto padding = every_fifth_padded(80);
+    const auto padding = padding_every(80, 5, 2);
     Tensor k2 = k, v2 = v;
     for (std::int64_t j = 2; j < 80; j += 5) {
       k2.matrix(0).row(j).array() += 5.0f;
@@ -282,7 +277,7 @@ class TestLinear : public QObject {
   void recurrent_states_are_running_sums() {
     const std::int64_t H = 2, L = 90, d = 6, dv = 4;
     const Tensor q = random_tensor({H, L, d}, 61), k = random_tensor({H, L, d}, 62), v = random_tensor({H, L, dv}, 63);
-    const auto padding = every_fifth_padded(L);
+    const auto padding = padding_every(L, 5, 2);
     const Run run = run_linear(q, k, v, true, "prefix", 1e-6, true, &padding);
     const LinearExtras& e = run.extras<LinearExtras>();
     QCOMPARE(e.kind(), std::string_view("linear"));

@@ -22,6 +22,7 @@
 #include "test_support.h"
 
 using namespace attnlab;
+using attnlab::test::padding_every;
 using attnlab::test::random_tensor;
 using attnlab::test::head_rows_identical;
 using attnlab::test::key_visible;
@@ -120,12 +121,6 @@ double kernel_estimate(const Tensor& w, const Tensor& q, const Tensor& k) {
   double dot = 0.0;
   for (std::int64_t f = 0; f < w.dim(0); ++f) dot += static_cast<double>(fq.data()[f]) * fk.data()[f];
   return dot;
-}
-
-std::vector<std::uint8_t> every_fifth_padded(std::int64_t length) {
-  std::vector<std::uint8_t> p(static_cast<std::size_t>(length), 0);
-  for (std::int64_t j = 3; j < length; j += 5) p[static_cast<std::size_t>(j)] = 1;
-  return p;
 }
 
 }  // namespace
@@ -267,7 +262,7 @@ class TestPerformer : public QObject {
     Tensor q = random_tensor({2, L, 16}, 11), k = random_tensor({2, L, 16}, 12);
     for (std::int64_t j = 0; j < L; ++j) k.matrix(1).row(j) *= 0.2f + 0.03f * static_cast<float>(j);  // norms 0.2..4.7
     const Tensor v = random_tensor({2, L, 5}, 13);
-    const auto padding = every_fifth_padded(L);
+    const auto padding = padding_every(L, 5, 3);
     const auto* pad = padded ? &padding : nullptr;
     Config c;
     c.causal = causal;
@@ -418,7 +413,7 @@ class TestPerformer : public QObject {
   // Padded keys: exactly 0 weight, and their content changes nothing.
   void padded_keys_have_no_influence() {
     const Tensor q = random_tensor({1, 70, 8}, 61), k = random_tensor({1, 70, 8}, 62), v = random_tensor({1, 70, 4}, 63);
-    const auto padding = every_fifth_padded(70);
+    const auto padding = padding_every(70, 5, 3);
     Tensor k2 = k, v2 = v;
     for (std::int64_t j = 3; j < 70; j += 5) {
       k2.matrix(0).row(j) *= 10.0f;

@@ -21,6 +21,7 @@
 #include "test_support.h"
 
 using namespace attnlab;
+using attnlab::test::padding_every;
 using attnlab::test::random_tensor;
 using attnlab::test::head_rows_identical;
 using attnlab::test::key_visible;
@@ -110,12 +111,6 @@ Reference rpe_reference(const Tensor& w, const Tensor& q, const Tensor& k, const
       }
     }
   return r;
-}
-
-std::vector<std::uint8_t> every_fourth_padded(std::int64_t length) {
-  std::vector<std::uint8_t> p(static_cast<std::size_t>(length), 0);
-  for (std::int64_t j = 1; j < length; j += 4) p[static_cast<std::size_t>(j)] = 1;
-  return p;
 }
 
 }  // namespace
@@ -234,7 +229,7 @@ class TestRpeFft : public QObject {
     QFETCH(bool, padded);
     const std::int64_t L = 120;
     const Tensor q = random_tensor({2, L, 16}, 1), k = random_tensor({2, L, 16}, 2), v = random_tensor({2, L, 6}, 3);
-    const auto padding = every_fourth_padded(L);
+    const auto padding = padding_every(L, 4, 1);
     const auto* pad = padded ? &padding : nullptr;
     Config c;
     c.decay = 0.0;
@@ -303,7 +298,7 @@ class TestRpeFft : public QObject {
     Tensor q = random_tensor({2, lq, 16}, 21), k = random_tensor({2, lk, 16}, 22);
     for (std::int64_t j = 0; j < lk; ++j) k.matrix(1).row(j) *= 0.3f + 0.03f * static_cast<float>(j % 100);
     const Tensor v = random_tensor({2, lk, 5}, 23);
-    const auto padding = every_fourth_padded(lk);
+    const auto padding = padding_every(lk, 4, 1);
     const auto* pad = padded ? &padding : nullptr;
     Config c;
     c.decay = decay;
