@@ -50,8 +50,20 @@ class TraceExtras {
 };
 
 struct Trace {
-  Tensor weights;  // [H, Lq, Lk]; rows with at least one visible key sum to 1
-  std::shared_ptr<const TraceExtras> extras;
+  Tensor weights;  // [H, Lq, Lk]; rows with at least one visible key sum to 1; empty for a layer without attention
+  std::shared_ptr<const TraceExtras> extras;  // the attention variant's own (LSH buckets, clusters, ...)
+  // Filled by model layers, never by attention variants: what the layer around the attention
+  // decided — halting, experts, block-recurrent state, memories, EMA kernels — one entry per part,
+  // told apart by kind().
+  std::vector<std::shared_ptr<const TraceExtras>> layer_extras;
+
+  // The first layer extra of the given kind, or null.
+  const TraceExtras* layer_extra(std::string_view kind) const {
+    for (const auto& e : layer_extras) {
+      if (e && e->kind() == kind) return e.get();
+    }
+    return nullptr;
+  }
 };
 
 class Attention {

@@ -2,72 +2,18 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "layers/weight_table.h"
 
 namespace attnlab {
 namespace {
 
 std::string layer_prefix(std::size_t i) { return "layers." + std::to_string(i) + "."; }
 
-// Saving: copies every visited weight into a safetensors table.
-class WeightWriter {
- public:
-  explicit WeightWriter(SafetensorsFile& out) : out_(out) {}
-  void matrix(const std::string& name, const RowMatrix& m, std::int64_t, std::int64_t) {
-    out_.tensors[name] = Tensor::from_matrix(m);
-  }
-  void vector(const std::string& name, const RowVector& v, std::int64_t) {
-    out_.tensors[name] = Tensor::from_data({v.size()}, v.data(), static_cast<std::size_t>(v.size()));
-  }
-  void linear(const std::string& name, const Linear& l, std::int64_t in, std::int64_t out) {
-    matrix(name + ".weight", l.weight, in, out);
-    vector(name + ".bias", l.bias, out);
-  }
-  void norm(const std::string& name, const LayerNorm& n, std::int64_t dim) {
-    vector(name + ".gamma", n.gamma, dim);
-    vector(name + ".beta", n.beta, dim);
-  }
-
- private:
-  SafetensorsFile& out_;
-};
-
-// Loading: fills every visited weight from a safetensors table, checking names and shapes.
-class WeightReader {
- public:
-  explicit WeightReader(const SafetensorsFile& in) : in_(in) {}
-  void matrix(const std::string& name, RowMatrix& m, std::int64_t rows, std::int64_t cols) {
-    m = lookup(name, {rows, cols}).matrix();
-  }
-  void vector(const std::string& name, RowVector& v, std::int64_t size) {
-    v = Eigen::Map<const RowVector>(lookup(name, {size}).data(), size);
-  }
-  void linear(const std::string& name, Linear& l, std::int64_t in, std::int64_t out) {
-    matrix(name + ".weight", l.weight, in, out);
-    vector(name + ".bias", l.bias, out);
-  }
-  void norm(const std::string& name, LayerNorm& n, std::int64_t dim) {
-    vector(name + ".gamma", n.gamma, dim);
-    vector(name + ".beta", n.beta, dim);
-  }
-
- private:
-  const Tensor& lookup(const std::string& name, const Shape& shape) const {
-    const auto it = in_.tensors.find(name);
-    if (it == in_.tensors.end()) throw FormatError("model weights lack the tensor '" + name + "'");
-    if (it->second.shape() != shape) {
-      throw FormatError("model weight '" + name + "' has shape " + it->second.shape_string() + ", expected " +
-                        shape_to_string(shape));
-    }
-    return it->second;
-  }
-  const SafetensorsFile& in_;
-};
-
 }  // namespace
 
 // One list of every weight and its name, walked for both saving and loading.
-template <typename Table, typename Self>
-void Encoder::visit_weights(Table& table, Self& self) {
+void Encoder::visit_weights(WeightTable& table) {
+  Encoder& self = *this;
   const ModelConfig& c = self.config_;
   const std::int64_t D = c.d_model, F = c.d_ff;
   table.matrix("embed.weight", self.embedding_.table, c.vocab_size, D);
@@ -106,7 +52,7 @@ Encoder Encoder::from_weights(const ModelConfig& config, const SafetensorsFile& 
   e.layers_.resize(static_cast<std::size_t>(config.layers));
   for (auto& layer : e.layers_) layer.attention.heads = config.heads;
   WeightReader reader(weights);
-  visit_weights(reader, e);
+  e.visit_weights(reader);
   return e;
 }
 
@@ -114,7 +60,8 @@ SafetensorsFile Encoder::to_weights() const {
   SafetensorsFile file;
   file.metadata["model"] = config_.name;
   WeightWriter writer(file);
-  visit_weights(writer, *this);
+  // The writer only reads the weights; the walk is shared with loading, hence non-const.
+  const_cast<Encoder*>(this)->visit_weights(writer);
   return file;
 }
 

@@ -18,6 +18,7 @@
 #include "core/safetensors.h"
 #include "layers/embedding.h"
 #include "layers/encoder_layer.h"
+#include "layers/weight_table.h"
 #include "models/model_config.h"
 
 namespace attnlab {
@@ -49,9 +50,8 @@ class Encoder {
   EncoderOutput forward(const std::vector<std::int32_t>& ids, const EncoderRunOptions& options) const;
 
  private:
-  // Walks every weight with its safetensors name (Self = Encoder to load, const Encoder to save).
-  template <typename Table, typename Self>
-  static void visit_weights(Table& table, Self& self);
+  // Walks every weight with its safetensors name, for saving and loading alike.
+  void visit_weights(WeightTable& table);
 
   ModelConfig config_;
   TokenEmbedding embedding_;
