@@ -23,6 +23,9 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "models/layer_types.h"
+#include "models/model_config.h"
+#include "models/playground.h"
 #include "figures/compare_figure.h"
 #include "figures/figure_export.h"
 #include "figures/line_chart.h"
@@ -73,6 +76,16 @@ const char* kUsage =
     "      5 repeats after a warm-up, 60 s budget per call): rows {variant, length, device, status,\n"
     "      median_ms, min_ms, max_ms, peak_bytes} and log-log slopes fitted on the largest half\n"
     "      of the lengths. Lengths past the memory limit or the time budget are rows with a status.\n"
+    "  models [--json]\n"
+    "      List the built-in model presets; --json prints each with its full config.\n"
+    "  layer-types [--json]\n"
+    "      List the layer types and feed-forward kinds a model config can use, with their parameters.\n"
+    "  inspect --model NAME|CONFIG.json --text TEXT [--seed N] [--weight-seed N] [--weights W.safetensors]\n"
+    "         [--variant NAME] [--param key=value]... [--causal] --json OUT.json\n"
+    "      Run a model on a text and write its tokens and, per layer, the type, the attention it ran,\n"
+    "      the attention's extras and the layer's own trace under fixed keys: halting, experts,\n"
+    "      block_recurrent, perceiver, memory, mega, gss, sparse_ff. --variant (default softmax) is\n"
+    "      what layers set to \"inherit\" run; --seed seeds attention draws, --weight-seed the weights.\n"
     "  info\n"
     "      Version, device and threads.\n";
 
@@ -581,6 +594,111 @@ int cmd_memory_depth(int argc, char** argv) {
   return 0;
 }
 
+// ---- models, layer-types, inspect ----------------------------------------------------------------
+
+int cmd_models(int argc, char** argv) {
+  const Options o = parse_options("models", argc, argv, {}, {"json"});
+  if (o.has("json")) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const ModelConfig& m : builtin_models()) list.push_back(m.to_json());
+    std::cout << list.dump(2) << "\n";
+    return 0;
+  }
+  for (const ModelConfig& m : builtin_models()) {
+    std::cout << m.name << " — " << m.layer_count() << (m.layer_count() == 1 ? " layer" : " layers") << ", d_model " << m.d_model << ", " << m.heads
+              << " heads, up to " << m.max_length << " tokens\n    " << m.description << "\n";
+  }
+  return 0;
+}
+
+nlohmann::json schema_json(const std::vector<ParamSpec>& schema) {
+  nlohmann::json params = nlohmann::json::array();
+  for (const ParamSpec& p : schema) params.push_back(param_spec_to_json(p));
+  return params;
+}
+
+int cmd_layer_types(int argc, char** argv) {
+  const Options o = parse_options("layer-types", argc, argv, {}, {"json"});
+  if (o.has("json")) {
+    nlohmann::json types = nlohmann::json::array(), ffn = nlohmann::json::array();
+    for (const LayerTypeSpec& t : layer_types()) {
+      const char* attention = t.attention == LayerAttention::Variant ? "variant"
+                              : t.attention == LayerAttention::Own   ? "own"
+                                                                     : "none";
+      types.push_back({{"name", t.name}, {"title", t.title}, {"paper", t.paper}, {"summary", t.summary},
+                       {"attention", attention}, {"own_feed_forward", t.own_feed_forward},
+                       {"default_ffn", t.default_ffn}, {"params", schema_json(t.params)}});
+    }
+    for (const FeedForwardKindSpec& f : feed_forward_kinds()) {
+      ffn.push_back({{"name", f.name}, {"title", f.title}, {"paper", f.paper}, {"summary", f.summary},
+                     {"params", schema_json(f.params)}});
+    }
+    std::cout << nlohmann::json{{"layer_types", types}, {"ffn_kinds", ffn}}.dump(2) << "\n";
+    return 0;
+  }
+  const auto print_params = [](const std::vector<ParamSpec>& schema) {
+    for (const ParamSpec& p : schema) {
+      std::cout << "    " << p.key << "=" << param_value_to_string(p.default_value) << "   (" << p.describe_range() << ") "
+                << p.help << "\n";
+    }
+  };
+  std::cout << "layer types (\"type\"):\n";
+  for (const LayerTypeSpec& t : layer_types()) {
+    std::cout << "  " << t.name << " — " << t.title << "\n    " << t.summary << "\n";
+    print_params(t.params);
+  }
+  std::cout << "feed-forward kinds (\"ffn\"):\n";
+  for (const FeedForwardKindSpec& f : feed_forward_kinds()) {
+    std::cout << "  " << f.name << " — " << f.title << "\n    " << f.summary << "\n";
+    print_params(f.params);
+  }
+  return 0;
+}
+
+int cmd_inspect(int argc, char** argv) {
+  const Options o = parse_options("inspect", argc, argv,
+                                  {"model", "text", "seed", "weight-seed", "weights", "variant", "param", "json"},
+                                  {"causal"});
+  PlaygroundRequest request;
+  request.model = o.require("inspect", "model");
+  request.text = o.require("inspect", "text");
+  const std::string out_path = o.require("inspect", "json");
+  check_output_folder("json", out_path);
+  request.weights = o.get("weights");
+  request.variant = o.get("variant", "softmax");
+  request.causal = o.has("causal");
+  if (o.has("seed")) request.attention_seed = parse_seed("seed", o.get("seed"));
+  if (o.has("weight-seed")) request.weight_seed = parse_seed("weight-seed", o.get("weight-seed"));
+  Params params(Registry::builtin().get(request.variant).spec().params);
+  for (const std::string& assignment : o.all("param")) params.set_from_assignment(assignment);
+  request.params = params.to_json();
+  request.compare_exact = false;
+
+  Playground playground;
+  const PlaygroundResultPtr r = playground.run(request);
+  nlohmann::json tokens = nlohmann::json::array();
+  for (const Token& t : r->tokens) tokens.push_back({{"text", t.text}, {"id", t.id}, {"begin", t.begin}, {"end", t.end}});
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::size_t i = 0; i < r->layers.size(); ++i) {
+    const Trace& trace = r->layers[i];
+    nlohmann::json layer{{"index", i},
+                         {"type", r->layer_types[i]},
+                         {"attention", r->layer_variants[i]},
+                         {"attention_shape", trace.weights.empty() ? nlohmann::json::array()
+                                                                   : nlohmann::json(trace.weights.shape())}};
+    if (trace.extras) layer["attention_extras"] = {{"kind", std::string(trace.extras->kind())}, {"data", trace.extras->to_json()}};
+    for (const auto& extra : trace.layer_extras) layer[std::string(extra->kind())] = extra->to_json();
+    layers.push_back(std::move(layer));
+  }
+  const nlohmann::json out{{"model", r->model.to_json()}, {"weights", r->weights_source}, {"tokenizer", r->tokenizer},
+                           {"variant", r->variant},       {"params", r->params.to_json()}, {"causal", r->causal},
+                           {"weight_seed", r->weight_seed}, {"attention_seed", r->attention_seed},
+                           {"tokens", tokens},            {"layers", layers},
+                           {"forward_ms", r->forward_ms}, {"peak_bytes", r->peak_bytes}};
+  write_json_file(out_path, out);
+  return 0;
+}
+
 // ---- info ---------------------------------------------------------------------------------------
 
 int cmd_info(int argc, char** argv) {
@@ -596,7 +714,7 @@ int cmd_info(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "attnlab-cli: no command given; commands: variants, attend, compare, sweep, figure, memory-depth, bench, info (see --help)\n";
+    std::cerr << "attnlab-cli: no command given; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, info (see --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -617,8 +735,11 @@ int run(int argc, char** argv) {
     if (command == "sweep") return cmd_sweep(argc, argv);
     if (command == "memory-depth") return cmd_memory_depth(argc, argv);
     if (command == "bench") return cmd_bench(argc, argv);
+    if (command == "models") return cmd_models(argc, argv);
+    if (command == "layer-types") return cmd_layer_types(argc, argv);
+    if (command == "inspect") return cmd_inspect(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
-    throw UsageError("unknown command '" + command + "'; commands: variants, attend, compare, sweep, figure, memory-depth, bench, info (see --help)");
+    throw UsageError("unknown command '" + command + "'; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";
     return kExitUsage;

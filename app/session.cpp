@@ -53,7 +53,8 @@ nlohmann::json Session::to_json() const {
                         {"head", head},
                         {"view", view},
                         {"view_options", view_options},
-                        {"colormap", colormap}};
+                        {"colormap", colormap},
+                        {"model_config", model_config}};
 }
 
 Session Session::from_json(const nlohmann::json& j) {
@@ -84,6 +85,15 @@ Session Session::from_json(const nlohmann::json& j) {
   s.view = field<std::string>(j, "view", s.view);
   if (j.contains("view_options")) s.view_options = j.at("view_options");
   s.colormap = field<std::string>(j, "colormap", s.colormap);
+  if (j.contains("model_config") && !j.at("model_config").is_null()) {
+    try {
+      const ModelConfig config = ModelConfig::from_json(j.at("model_config"));
+      s.model_config = config.to_json();
+      s.model = config.name;
+    } catch (const ParamError& e) {
+      throw ParamError(std::string("session model_config: ") + e.what());
+    }
+  }
 
   // Validate what can be checked without running the model.
   const Attention& variant = Registry::builtin().get(s.variant);
@@ -128,6 +138,7 @@ PlaygroundRequest Session::to_request() const {
   PlaygroundRequest r;
   r.text = text;
   r.model = model;
+  r.model_config = model_config;
   r.weights = weights;
   r.variant = variant;
   r.params = params;

@@ -3,11 +3,15 @@
 // {"format": "attnlab-session", "version": 1, "text": "...", "model": "tiny-encoder",
 //  "weights": "", "variant": "softmax", "params": {...}, "causal": false,
 //  "seeds": {"weights": 1, "attention": 1}, "layer": 0, "head": 0, "view": "heatmap",
-//  "view_options": {}, "colormap": "viridis"}
+//  "view_options": {}, "colormap": "viridis", "model_config": null}
 //
 // "view_options" holds the view's own settings (trace_view.h: the LSH round, the k-means step,
 // ...), checked against that view's option specs. It is optional: sessions written before it
 // existed read as the view's defaults (the version stays 1).
+//
+// "model_config" is null, or the full config of a model built in the composer (or edited from a
+// view, e.g. the halting threshold): then "model" is its name and the session runs this config,
+// so the session reopens to the same model without any file beside it.
 #pragma once
 
 #include <QString>
@@ -33,6 +37,7 @@ struct Session {
   std::string view = "heatmap";  // a ViewSpec name: "heatmap", "heads", "buckets", ... (trace_view.h)
   nlohmann::json view_options = nlohmann::json::object();  // keys of that view's ViewSpec::options
   std::string colormap = "viridis";
+  nlohmann::json model_config;  // null, or a ModelConfig as JSON that overrides `model`
 
   static Session with_default_example();  // the built-in example the window opens on
 

@@ -1,14 +1,19 @@
-// A Transformer encoder: token embedding + sinusoidal positions, N pre-LN encoder layers, a
-// final layer norm. Weights are seeded from a number (untrained) or loaded from safetensors
-// with the names below.
+// A model built from a config (models/model_config.h): token embedding + sinusoidal positions,
+// the configured stack of layers (models/model_layer.h), a final layer norm. Weights are seeded
+// from a number (untrained) or loaded from safetensors with the names below.
 //
 //   ids: [L] -> embedding [L, D] -> layers -> final norm -> hidden [L, D]
-//   trace per layer: weights [H, L, L] + the variant's extras
+//   trace per layer: attention weights [H, L, L] (empty for a layer without attention), the
+//   variant's extras, and the layer's own extras (halting, experts, states, memories, ...)
 //
-// safetensors names ([shape]): embed.weight [V, D];
-//   layers.{i}.norm_attention.{gamma,beta} [D]; layers.{i}.attention.{w_q,w_k,w_v,w_o}.{weight [D, D], bias [D]};
-//   layers.{i}.norm_ff.{gamma,beta} [D]; layers.{i}.ff.up.{weight [D, F], bias [F]};
-//   layers.{i}.ff.down.{weight [F, D], bias [D]}; final_norm.{gamma,beta} [D]
+// Consecutive reversible layers run as one RevNet stack (layers/reversible.h): the input is
+// duplicated into two streams, y1 = x1 + F(x2), y2 = x2 + G(y1) per layer, and the stack's output
+// is the mean of the two streams.
+//
+// safetensors names ([shape]): embed.weight [V, D]; final_norm.{gamma,beta} [D]; per layer
+// "layers.{i}." + the layer's names (models/model_layer.h), e.g. for a plain layer
+//   norm_attention.{gamma,beta} [D]; attention.{w_q,w_k,w_v,w_o}.{weight [D, D], bias [D]};
+//   norm_ff.{gamma,beta} [D]; ff.up.{weight [D, F], bias [F]}; ff.down.{weight [F, D], bias [D]}
 #pragma once
 
 #include <cstdint>
@@ -17,9 +22,9 @@
 #include "attention/attention.h"
 #include "core/safetensors.h"
 #include "layers/embedding.h"
-#include "layers/encoder_layer.h"
 #include "layers/weight_table.h"
 #include "models/model_config.h"
+#include "models/model_layer.h"
 
 namespace attnlab {
 
@@ -47,6 +52,7 @@ class Encoder {
   SafetensorsFile to_weights() const;
 
   const ModelConfig& config() const { return config_; }
+  const std::vector<ModelLayer>& layers() const { return layers_; }
   EncoderOutput forward(const std::vector<std::int32_t>& ids, const EncoderRunOptions& options) const;
 
  private:
@@ -55,7 +61,7 @@ class Encoder {
 
   ModelConfig config_;
   TokenEmbedding embedding_;
-  std::vector<EncoderLayer> layers_;
+  std::vector<ModelLayer> layers_;
   LayerNorm final_norm_;
 };
 

@@ -67,9 +67,11 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
 
   auto result = std::make_shared<PlaygroundResult>();
   Timer timer;
-  const std::string key = request.model + "\n" + request.weights + "\n" + std::to_string(request.weight_seed);
+  const bool inline_config = !request.model_config.is_null();
+  const std::string key = (inline_config ? request.model_config.dump() : request.model) + "\n" + request.weights + "\n" +
+                          std::to_string(request.weight_seed);
   if (cached_.key != key || !cached_.encoder) {
-    const ModelConfig config = resolve_model_config(request.model);
+    const ModelConfig config = inline_config ? ModelConfig::from_json(request.model_config) : resolve_model_config(request.model);
     CachedModel fresh;
     fresh.key = key;
     fresh.tokenizer = make_tokenizer(config.tokenizer, config.vocab_size);
@@ -104,8 +106,8 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
     // The exact weights double what the traces hold; refuse before computing what cannot fit.
     const ModelConfig& config = cached_.encoder->config();
     const auto L = static_cast<std::int64_t>(ids.size());
-    const std::int64_t compared = request.compare_layer >= 0 ? 1 : config.layers;
-    const std::int64_t bytes = (config.layers + compared) * config.heads * L * L * static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t compared = request.compare_layer >= 0 ? 1 : config.layer_count();
+    const std::int64_t bytes = (config.layer_count() + compared) * config.heads * L * L * static_cast<std::int64_t>(sizeof(float));
     if (L <= config.max_length && bytes > memory::allocation_limit_bytes()) {
       char need[32], have[32];
       memory::format_bytes(bytes, need, sizeof need);
@@ -114,7 +116,7 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
                           "; this machine allows " + have);
     }
   }
-  ExactComparisonProbe probe(request.compare_topk, static_cast<std::size_t>(cached_.encoder->config().layers),
+  ExactComparisonProbe probe(request.compare_topk, static_cast<std::size_t>(cached_.encoder->config().layer_count()),
                              request.compare_layer);
   if (compare) options.probe = &probe;
   memory::reset_peak();
@@ -132,6 +134,10 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
   result->weight_seed = request.weight_seed;
   result->attention_seed = request.attention_seed;
   result->layers = std::move(output.traces);
+  for (const ModelLayer& layer : cached_.encoder->layers()) {
+    result->layer_types.push_back(layer.spec().type);
+    result->layer_variants.push_back(layer.variant_name(request.variant));
+  }
   if (compare) result->comparisons = probe.take();
   result->device = compute_device();
   return result;

@@ -22,6 +22,7 @@ namespace attnlab {
 struct PlaygroundRequest {
   std::string text;
   std::string model = "tiny-encoder";  // a built-in preset name, or the path of a model config .json
+  nlohmann::json model_config;         // null, or a full model config (the composer's) that replaces `model`
   std::string weights;                 // optional safetensors file with trained weights; empty = seeded
   std::string variant = "softmax";
   nlohmann::json params = nlohmann::json::object();  // overrides of the variant's defaults
@@ -52,7 +53,11 @@ struct PlaygroundResult {
   bool causal = false;
   std::uint64_t weight_seed = 0;
   std::uint64_t attention_seed = 0;
-  std::vector<Trace> layers;  // per layer: weights [H, L, L] and the variant's extras
+  std::vector<Trace> layers;  // per layer: weights [H, L, L] (empty: no attention), the variant's and the layer's extras
+  // Per layer: its type (models/layer_types.h) and the attention it ran: a variant name (its own
+  // or the inherited `variant`), the type's name for a layer with its own attention, or "none".
+  std::vector<std::string> layer_types;
+  std::vector<std::string> layer_variants;
   // Per layer when compared with exact softmax (else empty); a layer that was not compared has
   // an empty exact_weights tensor and no per_head entries.
   std::vector<LayerComparison> comparisons;
@@ -62,7 +67,7 @@ struct PlaygroundResult {
   std::int64_t peak_bytes = 0;  // tensor bytes held at the peak of the forward pass
 
   std::int64_t length() const { return static_cast<std::int64_t>(tokens.size()); }
-  std::int64_t heads() const { return layers.empty() ? 0 : layers.front().weights.dim(0); }
+  std::int64_t heads() const { return model.heads; }
 };
 
 using PlaygroundResultPtr = std::shared_ptr<const PlaygroundResult>;

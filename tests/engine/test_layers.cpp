@@ -4,7 +4,8 @@
 
 #include "attention/registry.h"
 #include "layers/embedding.h"
-#include "layers/encoder_layer.h"
+#include "layers/weight_table.h"
+#include "models/model_layer.h"
 #include "models/encoder.h"
 #include "models/playground.h"
 #include "test_support.h"
@@ -132,22 +133,49 @@ class TestLayers : public QObject {
     }
   }
 
-  void encoder_layer_is_pre_ln() {
-    const EncoderLayer layer = EncoderLayer::seeded(32, 4, 64, 9);
+  // A plain model layer, checked against a naive pre-LN layer built from its saved weights.
+  void model_layer_is_pre_ln() {
+    ModelConfig c;
+    c.name = "t";
+    c.d_model = 32;
+    c.heads = 4;
+    c.d_ff = 64;
+    ModelLayer layer = ModelLayer::seeded(LayerSpec{}, c, 9);
+    SafetensorsFile file;
+    WeightWriter writer(file);
+    layer.visit_weights("", writer);
+    const auto linear = [&](const std::string& name) {
+      return Linear{file.tensors.at(name + ".weight").matrix(),
+                    Eigen::Map<const RowVector>(file.tensors.at(name + ".bias").data(), file.tensors.at(name + ".bias").size())};
+    };
+    MultiHeadAttention mha;
+    mha.heads = 4;
+    mha.w_q = linear("attention.w_q");
+    mha.w_k = linear("attention.w_k");
+    mha.w_v = linear("attention.w_v");
+    mha.w_o = linear("attention.w_o");
+    const Linear up = linear("ff.up"), down = linear("ff.down");
     const RowMatrix x = random_matrix(12, 32, 10);
     AttentionOptions options;
     options.variant = &Registry::builtin().get("softmax");
     const Eigen::MatrixXd xd = x.cast<double>();
-    const Eigen::MatrixXd h = xd + naive_mha(layer.attention, naive_layer_norm(xd), false);
-    const Eigen::MatrixXd up = naive_layer_norm(h) * layer.feed_forward.up.weight.cast<double>();
-    const Eigen::MatrixXd act = up.unaryExpr([](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); });
-    const Eigen::MatrixXd expected = h + act * layer.feed_forward.down.weight.cast<double>();
+    const Eigen::MatrixXd h = xd + naive_mha(mha, naive_layer_norm(xd), false);
+    Eigen::MatrixXd pre = naive_layer_norm(h) * up.weight.cast<double>();
+    pre.rowwise() += up.bias.cast<double>();
+    const Eigen::MatrixXd act = pre.unaryExpr([](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); });
+    Eigen::MatrixXd expected = h + act * down.weight.cast<double>();
+    expected.rowwise() += down.bias.cast<double>();
     QVERIFY(max_abs_diff(layer.forward(x, options, nullptr), expected) < 1e-4);
   }
 
   // Without positions, a non-causal layer is permutation-equivariant.
-  void encoder_layer_is_permutation_equivariant() {
-    const EncoderLayer layer = EncoderLayer::seeded(16, 2, 32, 11);
+  void model_layer_is_permutation_equivariant() {
+    ModelConfig c;
+    c.name = "t";
+    c.d_model = 16;
+    c.heads = 2;
+    c.d_ff = 32;
+    const ModelLayer layer = ModelLayer::seeded(LayerSpec{}, c, 11);
     const RowMatrix x = random_matrix(9, 16, 12);
     Eigen::PermutationMatrix<Eigen::Dynamic> perm(9);
     perm.indices() << 3, 0, 8, 1, 7, 2, 6, 4, 5;
@@ -161,7 +189,7 @@ class TestLayers : public QObject {
   // Causal encoder: changing token j leaves every hidden state before j bit-identical.
   void causal_encoder_is_causal() {
     ModelConfig c = builtin_model("tiny-encoder");
-    c.layers = 2;
+    c.layers.resize(2);
     const Encoder enc = Encoder::seeded(c, 3);
     std::vector<std::int32_t> ids(70);
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(17 * i % 8000 + 1);
@@ -182,7 +210,7 @@ class TestLayers : public QObject {
 
   void weights_round_trip_through_safetensors_tables() {
     ModelConfig c = builtin_model("tiny-encoder");
-    c.layers = 2;
+    c.layers.resize(2);
     const Encoder a = Encoder::seeded(c, 5);
     const SafetensorsFile weights = a.to_weights();
     QCOMPARE(weights.tensors.size(), std::size_t{1 + 2 * 16 + 2});
@@ -204,8 +232,8 @@ class TestLayers : public QObject {
   }
 
   void model_configs_are_validated() {
-    QCOMPARE(builtin_model("tiny-encoder").layers, 4);
-    EXPECT_ERROR(ParamError, builtin_model("huge"), "unknown model 'huge'; known: tiny-encoder");
+    QCOMPARE(builtin_model("tiny-encoder").layer_count(), std::int64_t{4});
+    EXPECT_ERROR(ParamError, builtin_model("huge"), "unknown model 'huge'; known: tiny-encoder, universal-act");
     nlohmann::json j = builtin_model("tiny-encoder").to_json();
     QCOMPARE(ModelConfig::from_json(j).to_json(), j);
     j["heads"] = 7;
