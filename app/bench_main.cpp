@@ -6,12 +6,14 @@
 //   this machine's single-precision GEMM through Eigen (1 and all threads): the ceiling
 //   the GL heatmap's frame time for a 4096 x 4096 matrix while zooming (needs a display / Xvfb)
 //   with --kernel-scaling: causal linear / performer / softmax at L = 1k, 4k, 16k, 64k (issue 4)
+//   with --model-scaling: the block-recurrent and perceiver-ar presets beside a softmax model of
+//   the same width and depth at L = 1k, 4k, 16k, whole forward pass, causal (issue 5)
 //
 // Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--only SECTION,...]
 //   The default run takes about a minute (run under xvfb-run for the GL figure). --kernel-scaling
 //   adds the long-length section, about half a minute more on a 2-core machine, most of it causal
 //   softmax at L = 65536. --only runs just the named sections: softmax, playground,
-//   variants, reversible, gemm, gl, kernel-scaling.
+//   variants, reversible, gemm, gl, kernel-scaling, model-scaling.
 #include <QApplication>
 #include <QImage>
 #include <QPainter>
@@ -42,6 +44,7 @@
 #include "figures/heatmap_figure.h"
 #include "heatmap_view.h"
 #include "trace_view.h"
+#include "models/encoder.h"
 #include "models/playground.h"
 
 using namespace attnlab;
@@ -341,6 +344,47 @@ void bench_kernel_scaling() {
   }
 }
 
+// Issue 5's speed claim: the block-recurrent and perceiver-ar presets run long texts in time and
+// memory linear in L, where a softmax model of the same width and depth (4 layers, d_model 256,
+// 8 heads, d_ff 1024; the fast blockwise softmax, no L x L matrix) grows as L². Whole model
+// forward pass without traces, causal, seeded weights, token ids cycling through the vocabulary.
+void bench_model_scaling() {
+  const std::vector<std::int64_t> lengths = {1024, 4096, 16384};
+  ModelConfig softmax = builtin_model("tiny-encoder");
+  softmax.name = "softmax (tiny-encoder)";
+  softmax.max_length = 65536;
+  const std::vector<ModelConfig> models = {builtin_model("block-recurrent"), builtin_model("perceiver-ar"), softmax};
+  std::printf("\nmodel forward, causal, no traces, d_model 256, 8 heads: median ms (runs) / engine peak MiB / "
+              "process high-water growth MiB\n");
+  std::printf("%-24s", "model");
+  for (std::int64_t L : lengths) std::printf(" %30lld", static_cast<long long>(L));
+  std::printf("   slope time  slope memory (4k..16k)\n");
+  for (const ModelConfig& config : models) {
+    const Encoder model = Encoder::seeded(config, 1);
+    EncoderRunOptions options;
+    options.variant = &Registry::builtin().get("softmax");
+    options.causal = true;
+    options.trace = false;
+    std::printf("%-24s", config.name.c_str());
+    std::vector<double> xs, times, peaks;
+    for (std::int64_t L : lengths) {
+      std::vector<std::int32_t> ids(static_cast<std::size_t>(L));
+      for (std::int64_t i = 0; i < L; ++i) ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7919) % config.vocab_size);
+      const int repeats = 3;  // after the first (cold) call, which measures memory
+      const LongRun run = measure_long(repeats, [&] { (void)model.forward(ids, options); });
+      std::printf(" %12.0f (%d) / %6.1f / %6.1f", run.time.median, run.timed_runs, mib(run.peak_bytes),
+                  run.high_water_growth >= 0 ? mib(run.high_water_growth) : -1.0);
+      std::fflush(stdout);
+      if (L >= 4096) {
+        xs.push_back(static_cast<double>(L));
+        times.push_back(run.time.median);
+        peaks.push_back(static_cast<double>(run.peak_bytes));
+      }
+    }
+    std::printf("   %10.2f  %12.2f\n", log_log_slope(xs, times), log_log_slope(xs, peaks));
+  }
+}
+
 void bench_reversible() {
   DepthMemoryOptions o;
   o.max_layers = 12;
@@ -419,11 +463,13 @@ int main(int argc, char** argv) {
   bool gl = true;
   std::set<std::string> only;
   bool kernel_scaling = false;
+  bool model_scaling = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-gl") gl = false;
     else if (arg == "--kernel-scaling") kernel_scaling = true;
+    else if (arg == "--model-scaling") model_scaling = true;
     else if (arg == "--only" && i + 1 < argc) {
       std::string list = argv[++i];
       for (std::size_t start = 0; start <= list.size();) {
@@ -433,17 +479,20 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const std::set<std::string> sections = {"softmax", "playground", "variants", "reversible", "gemm", "gl", "kernel-scaling"};
+  const std::set<std::string> sections = {"softmax",    "playground", "variants",      "reversible",
+                                                "gemm",       "gl",         "kernel-scaling", "model-scaling"};
   for (const std::string& name : only) {
     if (!sections.count(name)) {
       std::fprintf(stderr, "attnlab-bench: unknown section '%s' (softmax, playground, variants, reversible, gemm, gl, "
-                           "kernel-scaling)\n", name.c_str());
+                           "kernel-scaling, model-scaling)\n", name.c_str());
       return 2;
     }
   }
   const auto wanted = [&](const char* section) {
     if (!only.empty()) return only.count(section) > 0;
-    return std::string(section) == "kernel-scaling" ? kernel_scaling : true;
+    if (std::string(section) == "kernel-scaling") return kernel_scaling;
+    if (std::string(section) == "model-scaling") return model_scaling;
+    return true;
   };
   // One application for the whole run: the view timings need fonts, the GL section a context
   // (its surface format must be set before the application exists). Without a display the
@@ -459,6 +508,7 @@ int main(int argc, char** argv) {
   if (wanted("reversible")) bench_reversible();
   if (wanted("gemm")) bench_gemm();
   if (wanted("kernel-scaling")) bench_kernel_scaling();
+  if (wanted("model-scaling")) bench_model_scaling();
   if (gl && wanted("gl")) bench_gl();
   return 0;
 }

@@ -40,6 +40,7 @@
 #include "figures/head_grid_figure.h"
 #include "head_grid.h"
 #include "heatmap_view.h"
+#include "model_composer.h"
 #include "param_panel.h"
 #include "result_views.h"
 #include "trace_view.h"
@@ -126,7 +127,11 @@ void MainWindow::buildUi() {
   attention_seed_ = new QSpinBox;
   attention_seed_->setRange(0, 2'000'000'000);
   attention_seed_->setToolTip(tr("Seed of the attention variant's random draws (hashes, features, blocks)"));
+  compose_button_ = new QPushButton(tr("Compose…"));
+  compose_button_->setObjectName(QStringLiteral("composeButton"));
+  compose_button_->setToolTip(tr("Build a model from layers: attention variants, experts, halting, recurrence, state spaces"));
   model_form->addRow(tr("Model"), model_box_);
+  model_form->addRow(QString(), compose_button_);
   model_form->addRow(tr("Attention"), variant_box_);
   model_form->addRow(QString(), causal_box_);
   model_form->addRow(tr("Weight seed"), weight_seed_);
@@ -211,6 +216,18 @@ void MainWindow::buildUi() {
   heads_dock->setWidget(head_grid_);
   addDockWidget(Qt::RightDockWidgetArea, heads_dock);
 
+  // ---- model composer dock ------------------------------------------------------------------------
+  composer_ = new ModelComposer;
+  composer_->setObjectName(QStringLiteral("modelComposer"));
+  composer_dock_ = new QDockWidget(tr("Model composer"), this);
+  composer_dock_->setObjectName(QStringLiteral("composerDock"));
+  composer_dock_->setWidget(composer_);
+  addDockWidget(Qt::RightDockWidgetArea, composer_dock_);
+  // Floating over the window: docked beside the heads it would widen the window past the screen.
+  composer_dock_->setFloating(true);
+  composer_dock_->resize(820, 620);
+  composer_dock_->hide();
+
   for (const ViewSpec& spec : view_specs()) {
     if (!spec.make_widget) continue;
     TraceViewWidget* widget = spec.make_widget(nullptr);
@@ -223,6 +240,7 @@ void MainWindow::buildUi() {
     connect(widget, &TraceViewWidget::viewOptionsChanged, this, [this] {
       if (!applying_) setModified(true);
     });
+    connect(widget, &TraceViewWidget::layerParamsEdited, this, &MainWindow::editLayerParams);
   }
   connect(view_tabs_, &QTabWidget::currentChanged, this, [this](int index) {
     // A tab that was hidden behind another when the result came draws it now (see refreshViews).
@@ -274,6 +292,24 @@ void MainWindow::buildUi() {
   };
   connect(editor_, &QPlainTextEdit::textChanged, this, edited(kTypingDebounceMs));
   connect(model_box_, &QComboBox::currentIndexChanged, this, edited(0));
+  connect(compose_button_, &QPushButton::clicked, this, [this] {
+    try {
+      composer_->setConfig(currentModelConfig());
+    } catch (const std::exception& e) {
+      showError(QString::fromStdString(e.what()));
+    }
+    if (composer_dock_->isFloating() && !composer_dock_->isVisible()) {
+      const QRect frame = geometry();
+      composer_dock_->move(frame.center() - QPoint(composer_dock_->width() / 2, composer_dock_->height() / 2));
+    }
+    composer_dock_->show();
+    composer_dock_->raise();
+  });
+  connect(composer_, &ModelComposer::runRequested, this, [this](const nlohmann::json& config) {
+    setComposedModel(config);
+    setModified(true);
+    scheduleCompute(0);
+  });
   connect(causal_box_, &QCheckBox::toggled, this, edited(0));
   connect(weight_seed_, &QSpinBox::valueChanged, this, edited(kTypingDebounceMs));
   connect(attention_seed_, &QSpinBox::valueChanged, this, edited(kTypingDebounceMs));
@@ -399,12 +435,58 @@ void MainWindow::setTheme(Theme theme) {
   refreshViews();  // thumbnails use the palette's base colour
 }
 
+// ---- composed models ------------------------------------------------------------------------------
+
+ModelConfig MainWindow::currentModelConfig() const {
+  const QVariant composed = model_box_->currentData(kComposedRole);
+  if (composed.isValid()) return ModelConfig::from_json(nlohmann::json::parse(composed.toString().toStdString()));
+  return resolve_model_config(model_box_->currentText().toStdString());
+}
+
+void MainWindow::setComposedModel(const nlohmann::json& config) {
+  const ModelConfig c = ModelConfig::from_json(config);  // throws before anything changes
+  const bool was_applying = applying_;
+  applying_ = true;
+  // One composed entry at a time: the model the session holds in "model_config".
+  for (int i = model_box_->count() - 1; i >= 0; --i) {
+    if (model_box_->itemData(i, kComposedRole).isValid()) model_box_->removeItem(i);
+  }
+  model_box_->addItem(tr("%1 (composed)").arg(QString::fromStdString(c.name)));
+  const int index = model_box_->count() - 1;
+  model_box_->setItemData(index, QString::fromStdString(c.to_json().dump()), kComposedRole);
+  model_box_->setItemData(index, tr("Built in the model composer: %1 layers").arg(c.layer_count()), Qt::ToolTipRole);
+  model_box_->setCurrentIndex(index);
+  applying_ = was_applying;
+}
+
+void MainWindow::editLayerParams(int layer, const nlohmann::json& params) {
+  try {
+    ModelConfig c = currentModelConfig();
+    if (layer < 0 || layer >= static_cast<int>(c.layers.size())) {
+      throw ParamError("layer " + std::to_string(layer) + " does not exist in model '" + c.name + "'");
+    }
+    nlohmann::json& target = c.layers[static_cast<std::size_t>(layer)].params;
+    for (const auto& [key, value] : params.items()) target[key] = value;
+    setComposedModel(c.to_json());  // validates; on error the old model stays
+    if (composer_dock_->isVisible()) composer_->setConfig(c);
+    setModified(true);
+    scheduleCompute(0);
+  } catch (const std::exception& e) {
+    showError(QString::fromStdString(e.what()));
+  }
+}
+
 // ---- session ------------------------------------------------------------------------------------
 
 Session MainWindow::currentSession() const {
   Session s;
   s.text = editor_->toPlainText().toStdString();
   s.model = model_box_->currentText().toStdString();
+  const QVariant composed = model_box_->currentData(kComposedRole);
+  if (composed.isValid()) {
+    s.model_config = nlohmann::json::parse(composed.toString().toStdString());
+    s.model = s.model_config.value("name", s.model);
+  }
   s.variant = variant_box_->currentText().toStdString();
   s.params = param_panel_->changedValues();
   s.causal = causal_box_->isChecked();
@@ -427,7 +509,10 @@ void MainWindow::applySession(const Session& session) {
   // Validate everything first, so a bad session changes nothing.
   const Attention& variant = Registry::builtin().get(session.variant);
   Params(variant.spec().params).set_from_json(session.params);
-  if (model_box_->findText(QString::fromStdString(session.model)) < 0) resolve_model_config(session.model);
+  if (session.model_config.is_null() && model_box_->findText(QString::fromStdString(session.model)) < 0) {
+    resolve_model_config(session.model);
+  }
+  if (!session.model_config.is_null()) ModelConfig::from_json(session.model_config);
   if (!Colormap::find(QString::fromStdString(session.colormap))) {
     throw ParamError("unknown colormap '" + session.colormap + "'");
   }
@@ -437,8 +522,12 @@ void MainWindow::applySession(const Session& session) {
   view_options(view_spec(session.view), session.view_options);
 
   applying_ = true;
-  if (model_box_->findText(QString::fromStdString(session.model)) < 0) model_box_->addItem(QString::fromStdString(session.model));
-  model_box_->setCurrentText(QString::fromStdString(session.model));
+  if (!session.model_config.is_null()) {
+    setComposedModel(session.model_config);
+  } else {
+    if (model_box_->findText(QString::fromStdString(session.model)) < 0) model_box_->addItem(QString::fromStdString(session.model));
+    model_box_->setCurrentText(QString::fromStdString(session.model));
+  }
   variant_box_->setCurrentText(QString::fromStdString(session.variant));
   onVariantChanged();
   param_panel_->setValues(session.params);
@@ -536,7 +625,7 @@ ViewContext MainWindow::viewContext() const {
   ViewContext context;
   context.result = result_;
   context.layer = result_ ? std::clamp(layer_box_->value(), 0, static_cast<int>(result_->layers.size()) - 1) : 0;
-  context.head = result_ ? std::clamp(head_box_->value(), 0, static_cast<int>(result_->heads()) - 1) : 0;
+  context.head = result_ ? std::clamp(head_box_->value(), 0, layer_head_count(*result_, context.layer) - 1) : 0;
   context.colormap = Colormap::find(colormap_box_->currentText())->id();
   context.highlighted_token = linked_query_;
   return context;
@@ -663,7 +752,7 @@ void MainWindow::onVariantChanged() {
 void MainWindow::refreshViews() {
   if (!result_) return;
   const int layer = std::clamp(layer_box_->value(), 0, static_cast<int>(result_->layers.size()) - 1);
-  const int head = std::clamp(head_box_->value(), 0, static_cast<int>(result_->heads()) - 1);
+  const int head = std::clamp(head_box_->value(), 0, layer_head_count(*result_, layer) - 1);
   const ColormapId cmap = Colormap::find(colormap_box_->currentText())->id();
   const HeatmapDataPtr heatmap_data = attention_heatmap(*result_, layer, head, cmap);
   if (heatmap_) heatmap_->setData(heatmap_data);

@@ -34,6 +34,7 @@ namespace attnlab {
 class FigureView;
 class HeadGrid;
 class HeatmapView;
+class ModelComposer;
 class ParamPanel;
 class TraceViewWidget;
 struct ViewContext;
@@ -100,6 +101,15 @@ class MainWindow : public QMainWindow {
   void clearError();
 
   void onVariantChanged();
+  // The model the window runs: the composed one (model box entry with kComposedRole data) or the
+  // preset / file named in the model box. Throws like resolve_model_config.
+  ModelConfig currentModelConfig() const;
+  // Adds (replacing any earlier one) and selects the model box entry of a composed config.
+  // Throws ParamError for an invalid config, changing nothing.
+  void setComposedModel(const nlohmann::json& config);
+  // A model view's request (TraceViewWidget::layerParamsEdited): rerun with layer `layer`'s params changed.
+  void editLayerParams(int layer, const nlohmann::json& params);
+  static constexpr int kComposedRole = Qt::UserRole + 1;
   void refreshViews();  // from the last result, for the current layer/head/colormap
   ViewContext viewContext() const;
   void updateStatus();
@@ -116,6 +126,9 @@ class MainWindow : public QMainWindow {
 
   QPlainTextEdit* editor_ = nullptr;
   QComboBox* model_box_ = nullptr;
+  QPushButton* compose_button_ = nullptr;
+  ModelComposer* composer_ = nullptr;
+  QDockWidget* composer_dock_ = nullptr;
   QComboBox* variant_box_ = nullptr;
   QCheckBox* causal_box_ = nullptr;
   QSpinBox* weight_seed_ = nullptr;

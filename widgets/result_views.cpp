@@ -13,17 +13,44 @@ QStringList token_labels(const PlaygroundResult& result) {
   return labels;
 }
 
+std::string layer_kind(const PlaygroundResult& result, int layer) {
+  const auto i = static_cast<std::size_t>(layer);
+  if (i < result.layer_variants.size()) return result.layer_variants[i];
+  return result.variant;
+}
+
+int layer_head_count(const PlaygroundResult& result, int layer) {
+  if (layer < 0 || layer >= static_cast<int>(result.layers.size())) return 0;
+  const Tensor& weights = result.layers[static_cast<std::size_t>(layer)].weights;
+  return weights.empty() ? 1 : static_cast<int>(weights.dim(0));
+}
+
 HeatmapDataPtr attention_heatmap(const PlaygroundResult& result, int layer, int head, ColormapId colormap) {
   if (layer < 0 || layer >= static_cast<int>(result.layers.size())) {
     throw ParamError("layer " + std::to_string(layer) + " does not exist; this model has layers 0.." +
                      std::to_string(result.layers.size() - 1));
   }
   const Tensor& weights = result.layers[static_cast<std::size_t>(layer)].weights;  // [H, L, L]
+  auto data = std::make_shared<HeatmapData>();
+  if (weights.empty()) {
+    // A layer without attention (a state-space layer): an empty map that says so, not an error,
+    // so the window keeps working while such a layer is selected.
+    const auto L = static_cast<int>(result.tokens.size());
+    data->rows = L;
+    data->cols = L;
+    data->values.assign(static_cast<std::size_t>(L) * static_cast<std::size_t>(L), 0.0f);
+    data->row_labels = token_labels(result);
+    data->col_labels = data->row_labels;
+    data->title = QStringLiteral("layer %1 · %2 · no attention in this layer").arg(layer).arg(QString::fromStdString(layer_kind(result, layer)));
+    data->vmin = 0.0f;
+    data->vmax = 1.0f;
+    data->colormap = colormap;
+    return data;
+  }
   if (head < 0 || head >= weights.dim(0)) {
-    throw ParamError("head " + std::to_string(head) + " does not exist; this model has heads 0.." +
+    throw ParamError("head " + std::to_string(head) + " does not exist; layer " + std::to_string(layer) + " has heads 0.." +
                      std::to_string(weights.dim(0) - 1));
   }
-  auto data = std::make_shared<HeatmapData>();
   const auto L = static_cast<int>(weights.dim(1));
   data->rows = L;
   data->cols = static_cast<int>(weights.dim(2));
@@ -32,7 +59,7 @@ HeatmapDataPtr attention_heatmap(const PlaygroundResult& result, int layer, int 
   data->row_labels = token_labels(result);
   data->col_labels = data->row_labels;
   data->title = QStringLiteral("%1 · layer %2 · head %3%4")
-                    .arg(QString::fromStdString(result.variant))
+                    .arg(QString::fromStdString(layer_kind(result, layer)))
                     .arg(layer)
                     .arg(head)
                     .arg(result.causal ? QStringLiteral(" · causal") : QString());
@@ -45,7 +72,7 @@ HeatmapDataPtr attention_heatmap(const PlaygroundResult& result, int layer, int 
 
 std::vector<HeatmapDataPtr> layer_heatmaps(const PlaygroundResult& result, int layer, ColormapId colormap) {
   std::vector<HeatmapDataPtr> out;
-  for (int h = 0; h < static_cast<int>(result.heads()); ++h) out.push_back(attention_heatmap(result, layer, h, colormap));
+  for (int h = 0; h < layer_head_count(result, layer); ++h) out.push_back(attention_heatmap(result, layer, h, colormap));
   return out;
 }
 

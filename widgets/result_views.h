@@ -4,6 +4,7 @@
 
 #include <QString>
 #include <QStringList>
+#include <string>
 #include <vector>
 
 #include "heatmap_data.h"
@@ -14,7 +15,15 @@ namespace attnlab {
 // Axis labels: the token texts (SentencePiece's "▁" shown as a leading space marker).
 QStringList token_labels(const PlaygroundResult& result);
 
-// One head's weights [L, L]. Colour scale [0, max weight of the matrix] so that long inputs,
+// What layer `layer` ran: the attention variant's name, the layer type's name for a layer with
+// its own attention (mega, block_recurrent), or "none".
+std::string layer_kind(const PlaygroundResult& result, int layer);
+// The heads of `layer`'s attention map: the model's heads for a multi-head layer, 1 for a
+// single-head layer (mega) and for a layer without attention (its map is empty).
+int layer_head_count(const PlaygroundResult& result, int layer);
+
+// One head's weights [L, L]. A layer without attention gives an all-zero map whose title says
+// so. Colour scale [0, max weight of the matrix] so that long inputs,
 // whose weights are all small, still show their structure; the colorbar states the range.
 HeatmapDataPtr attention_heatmap(const PlaygroundResult& result, int layer, int head, ColormapId colormap);
 

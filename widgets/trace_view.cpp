@@ -87,8 +87,8 @@ void check_view_context(const ViewSpec& view, const ViewContext& context) {
   if (!context.result) throw ParamError("view '" + view.name + "': nothing has been computed yet");
   const PlaygroundResult& r = *context.result;
   if (!view.accepts(r)) {
-    throw ParamError("view '" + view.name + "' cannot draw a result of the " + r.variant + " variant; it " +
-                     view.requirement.toStdString());
+    throw ParamError("view '" + view.name + "' cannot draw this result (model " + r.model.name + ", variant " + r.variant +
+                     "); it " + view.requirement.toStdString());
   }
   const auto layers = static_cast<int>(r.layers.size());
   if (context.layer < 0 || context.layer >= layers) {

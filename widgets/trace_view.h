@@ -68,6 +68,10 @@ class TraceViewWidget : public QWidget {
   void tokenHovered(int token);
   // An option changed (by the user or setViewOptions).
   void viewOptionsChanged();
+  // A model view asks to run again with new hyperparameters of layer `layer` (its spec's
+  // "params", e.g. the halting threshold): `params` holds the keys to change. The window applies
+  // them to the model config (the session then holds the edited config) and reruns.
+  void layerParamsEdited(int layer, const nlohmann::json& params);
 };
 
 struct ViewSpec {

@@ -7,6 +7,7 @@
 #include <QMenuBar>
 #include <QPlainTextEdit>
 #include <QProcess>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -16,6 +17,7 @@
 #include "head_grid.h"
 #include "heatmap_view.h"
 #include "main_window.h"
+#include "model_composer.h"
 #include "trace_view.h"
 
 using namespace attnlab;
@@ -265,6 +267,49 @@ class TestGui : public QObject {
     QCOMPARE(w.currentViewName(), std::string("heatmap"));
     QVERIFY(!w.variantView("compare")->isVisible());
     QVERIFY(!w.variantView("state")->isVisible());
+  }
+
+  // The composer's Run puts its model in the model box and the session; a view's request to change
+  // a layer parameter reruns the model with it; the session reopens to the same composed model.
+  void composed_models_run_and_reopen() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    auto* composer = w.findChild<ModelComposer*>(QStringLiteral("modelComposer"));
+    QVERIFY(composer);
+    ModelConfig c = builtin_model("universal-act");
+    c.name = "my-act";
+    composer->setConfig(c);
+    int before = shown.count();
+    composer->runButton()->click();
+    QVERIFY(wait_for_result(shown, before));
+    QCOMPARE(w.lastResult()->model.name, std::string("my-act"));
+    QCOMPARE(w.lastResult()->layer_types, std::vector<std::string>{"universal"});
+    QCOMPARE(w.currentSession().model_config, c.to_json());
+
+    // Any view may ask for new layer parameters; the window reruns with them.
+    TraceViewWidget* view = w.variantView("buckets");
+    QVERIFY(view);
+    before = shown.count();
+    emit view->layerParamsEdited(0, nlohmann::json{{"max_steps", 3}});
+    QVERIFY(wait_for_result(shown, before));
+    QCOMPARE(w.lastResult()->layers[0].layer_extra("halting")->to_json()["max_steps"], nlohmann::json(3));
+    QCOMPARE(w.currentSession().model_config["layers"][0]["params"]["max_steps"], nlohmann::json(3));
+    // A value out of range is refused in the banner; the model stays.
+    emit view->layerParamsEdited(0, nlohmann::json{{"max_steps", 1000}});
+    QVERIFY(w.errorText().contains("max_steps"));
+    QCOMPARE(w.currentSession().model_config["layers"][0]["params"]["max_steps"], nlohmann::json(3));
+
+    const QString file = dir_.filePath("composed.json");
+    QVERIFY(w.saveSessionFile(file));
+    MainWindow other;
+    QSignalSpy other_shown(&other, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(other, other_shown));
+    before = other_shown.count();
+    QVERIFY(other.openSessionFile(file));
+    QVERIFY(wait_for_result(other_shown, before));
+    QCOMPARE(other.lastResult()->model.name, std::string("my-act"));
+    QCOMPARE(other.currentSession().model_config, w.currentSession().model_config);
   }
 
   void broken_session_changes_nothing() {

@@ -44,6 +44,29 @@ class TestSession : public QObject {
     QVERIFY(r.causal);
   }
 
+  // A composed model lives in the session itself and runs as composed.
+  void composed_model_round_trips_and_runs() {
+    ModelConfig c = builtin_model("switch-moe");
+    c.name = "my-moe";
+    c.layers[1].ffn_params = {{"experts", 3}, {"top_k", 2}};
+    Session s;
+    s.text = "Experts share the work of a layer between them.";
+    s.model_config = c.to_json();
+    const Session back = Session::from_json(s.to_json());
+    QCOMPARE(back.model, std::string("my-moe"));
+    QCOMPARE(back.model_config, c.to_json());
+    Playground playground;
+    const PlaygroundResultPtr r = playground.run(back.to_request());
+    QCOMPARE(r->model.name, std::string("my-moe"));
+    const nlohmann::json experts = r->layers[1].layer_extra("experts")->to_json();
+    QCOMPARE(experts["load"].size(), std::size_t{3});
+    QCOMPARE(experts["top_k"], nlohmann::json(2));
+
+    nlohmann::json bad = s.to_json();
+    bad["model_config"]["layers"][1]["ffn_params"]["experts"] = 0;
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "session model_config: layer 1 (transformer) ffn 'moe': ");
+  }
+
   void bad_sessions_give_clear_errors() {
     nlohmann::json good = Session::with_default_example().to_json();
     auto with = [&](const char* key, const nlohmann::json& value) {
@@ -80,7 +103,7 @@ class TestSession : public QObject {
     EXPECT_ERROR(ParamError, check_view_context(heatmap, context), "head 8 does not exist");
     context.head = 0;
     EXPECT_ERROR(ParamError, check_view_context(view_spec("buckets"), context),
-                 "view 'buckets' cannot draw a result of the softmax variant; it needs the reformer_lsh variant");
+                 "view 'buckets' cannot draw this result (model tiny-encoder, variant softmax); it needs the reformer_lsh variant");
     EXPECT_ERROR(ParamError, view_spec("nope"), "view 'nope' is not known; allowed: heatmap, heads, buckets");
     EXPECT_ERROR(ParamError, check_view_extension(heatmap, "x.bmp"), "allowed extensions .png, .svg, .pdf, .npy, .csv");
   }

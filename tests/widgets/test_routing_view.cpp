@@ -63,7 +63,7 @@ class TestRoutingView : public QObject {
     const auto softmax = run("softmax", nlohmann::json::object());
     QVERIFY(!view.accepts(*softmax));
     EXPECT_ERROR(ParamError, check_view_context(view, context_for(softmax)),
-                 "view 'clusters' cannot draw a result of the softmax variant; it needs the routing variant");
+                 "view 'clusters' cannot draw this result (model tiny-encoder, variant softmax); it needs the routing variant");
     EXPECT_ERROR(ParamError, routing_figure_data(*softmax, 0, 0, ColormapId::Viridis), "has no routing trace");
   }
 

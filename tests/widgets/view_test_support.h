@@ -39,6 +39,20 @@ inline PlaygroundResultPtr run_playground(const std::string& variant, nlohmann::
   return playground.run(request);
 }
 
+// One forward pass of model `model` (a preset name) on `text`; layers set to "inherit" run `variant`.
+inline PlaygroundResultPtr run_model(const std::string& model, const std::string& text, const std::string& variant = "softmax",
+                                     bool causal = false, std::uint64_t attention_seed = 1) {
+  static Playground playground;
+  PlaygroundRequest request;
+  request.text = text;
+  request.model = model;
+  request.variant = variant;
+  request.causal = causal;
+  request.attention_seed = attention_seed;
+  request.compare_exact = false;
+  return playground.run(request);
+}
+
 inline ViewContext view_context(PlaygroundResultPtr result, int layer = 0, int head = 0,
                                 nlohmann::json options = nlohmann::json::object()) {
   ViewContext c;

@@ -296,4 +296,24 @@ QColor categorical_color(int index, CategoricalPalette palette) {
   return QColor(palette == CategoricalPalette::TolBright ? kTolBright[at] : kOkabeIto[at]);
 }
 
+bool result_has_layer_extra(const PlaygroundResult& result, std::string_view kind) {
+  for (const Trace& t : result.layers) {
+    if (t.layer_extra(kind)) return true;
+  }
+  return false;
+}
+
+int model_view_layer(const ViewContext& context, std::string_view kind) {
+  if (!context.result) return -1;
+  const auto& layers = context.result->layers;
+  if (context.layer >= 0 && context.layer < static_cast<int>(layers.size()) &&
+      layers[static_cast<std::size_t>(context.layer)].layer_extra(kind)) {
+    return context.layer;
+  }
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].layer_extra(kind)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 }  // namespace attnlab

@@ -23,6 +23,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -200,6 +201,23 @@ template <typename X>
 bool result_has_extras(const PlaygroundResult& result, const std::string& variant) {
   return result.variant == variant && !result.layers.empty() &&
          dynamic_cast<const X*>(result.layers.front().extras.get()) != nullptr;
+}
+
+// Model views (halting, experts, block-recurrent state, ...) draw a layer's own extras
+// (Trace::layer_extras, found by kind). Whether any layer of `result` carries one (a view's
+// `accepts`):
+bool result_has_layer_extra(const PlaygroundResult& result, std::string_view kind);
+
+// The layer a model view draws: the context's layer when it carries `kind`, else the first layer
+// that does (the figure's title names it); -1 when none does.
+int model_view_layer(const ViewContext& context, std::string_view kind);
+
+// That layer's extra as X, or nullptr.
+template <typename X>
+const X* model_layer_extra(const ViewContext& context, std::string_view kind) {
+  const int layer = model_view_layer(context, kind);
+  if (layer < 0) return nullptr;
+  return dynamic_cast<const X*>(context.result->layers[static_cast<std::size_t>(layer)].layer_extra(kind));
 }
 
 // The extras view `view` draws, after check_view_context; throws ParamError naming the view and
