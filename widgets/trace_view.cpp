@@ -5,8 +5,15 @@
 #include "bigbird_view.h"
 #include "compare_view.h"
 #include "core/error.h"
+#include "experts_view.h"
 #include "figures/head_grid_figure.h"
+#include "gss_view.h"
+#include "halting_view.h"
 #include "lsh_view.h"
+#include "mega_view.h"
+#include "memory_view.h"
+#include "perceiver_view.h"
+#include "recurrent_view.h"
 #include "result_views.h"
 #include "routing_view.h"
 #include "state_view.h"
@@ -66,7 +73,7 @@ ViewSpec heads_spec() {
 const std::vector<ViewSpec>& view_specs() {
   static const std::vector<ViewSpec> specs = {heatmap_spec(),      heads_spec(),      lsh_view_spec(),
                                               routing_view_spec(), bigbird_view_spec(), yoso_view_spec(),
-                                              compare_view_spec(), state_view_spec()};
+                                              compare_view_spec(), state_view_spec(), halting_view_spec(), experts_view_spec(), recurrent_view_spec(), perceiver_view_spec(), memory_view_spec(), mega_view_spec(), gss_view_spec()};
   return specs;
 }
 

@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <numbers>
 
+#include "analysis/convolution.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "layers/feed_forward.h"
-#include "layers/mega.h"
 #include "layers/weight_table.h"
 
 namespace attnlab {

@@ -23,7 +23,7 @@
 // Re Λ = −exp(lambda_re) is negative whatever the stored value, so |z| < 1 and K_l → 0.
 //
 // A state space runs left to right: the layer is always causal (options.causal is ignored), and
-// the convolution is exactly causal (causal_fft_convolution, layers/mega.h): changing token j
+// the convolution is exactly causal (causal_fft_convolution, analysis/convolution.h): changing token j
 // leaves every output before j bit-identical. Padded tokens (options.key_padding) enter the
 // state space as zeros.
 //

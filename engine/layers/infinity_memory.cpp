@@ -16,6 +16,7 @@ namespace {
 constexpr std::int64_t kShownChannels = 8;
 constexpr std::int64_t kReconstructionGrid = 200;
 constexpr std::int64_t kStickyBins = 128;
+constexpr std::int64_t kDensityBins = 128;  // of MemorySegmentTrace::density
 constexpr double kNarrowWidth = 0.01, kWideWidth = 0.05;
 
 double gaussian_density(double t, double mean, double variance) {
@@ -47,20 +48,23 @@ struct FitPoints {
   Eigen::MatrixXd values;     // [P, D]
 };
 
+// Adds the probability mass of N(mu, variance) in each of `bins` equal bins of [0, 1] to mass[0..bins).
+void add_bin_masses(double mu, double variance, std::int64_t bins, double* mass) {
+  const double sigma = std::max(std::sqrt(variance), 1e-12);
+  double below = normal_cdf((0.0 - mu) / sigma);
+  for (std::int64_t b = 0; b < bins; ++b) {
+    const double upper = normal_cdf((static_cast<double>(b + 1) / static_cast<double>(bins) - mu) / sigma);
+    mass[b] += upper - below;
+    below = upper;
+  }
+}
+
 // Share of the attention densities N(μ, σ²) of every head and query that falls in each of 128
 // equal bins of [0, 1], normalised to sum 1 (uniform if no mass falls inside).
 Eigen::VectorXd attention_histogram(const MemoryRead& read) {
   Eigen::VectorXd mass = Eigen::VectorXd::Zero(kStickyBins);
   for (Eigen::Index h = 0; h < read.mu.rows(); ++h)
-    for (Eigen::Index i = 0; i < read.mu.cols(); ++i) {
-      const double mu = read.mu(h, i), sigma = std::max(std::sqrt(read.variance(h, i)), 1e-12);
-      double below = normal_cdf((0.0 - mu) / sigma);
-      for (std::int64_t b = 0; b < kStickyBins; ++b) {
-        const double upper = normal_cdf((static_cast<double>(b + 1) / kStickyBins - mu) / sigma);
-        mass(b) += upper - below;
-        below = upper;
-      }
-    }
+    for (Eigen::Index i = 0; i < read.mu.cols(); ++i) add_bin_masses(read.mu(h, i), read.variance(h, i), kStickyBins, mass.data());
   const double total = mass.sum();
   if (!(total > 0.0)) return Eigen::VectorXd::Constant(kStickyBins, 1.0 / kStickyBins);
   return mass / total;
@@ -83,6 +87,31 @@ Eigen::VectorXd sample_positions(const Eigen::VectorXd& histogram, std::int64_t 
   }
   std::sort(positions.begin(), positions.end());
   return Eigen::Map<const Eigen::VectorXd>(positions.data(), count);
+}
+
+// Per head and query, N(μ, σ²) averaged over each of kDensityBins equal bins of [0, 1]:
+// [H, S, kDensityBins].
+Tensor binned_densities(const MemoryRead& read) {
+  const std::int64_t H = read.mu.rows(), S = read.mu.cols();
+  Tensor t({H, S, kDensityBins});
+  std::vector<double> mass(static_cast<std::size_t>(kDensityBins));
+  for (std::int64_t h = 0; h < H; ++h)
+    for (std::int64_t i = 0; i < S; ++i) {
+      std::fill(mass.begin(), mass.end(), 0.0);
+      add_bin_masses(read.mu(h, i), read.variance(h, i), kDensityBins, mass.data());
+      float* out = t.data() + (h * S + i) * kDensityBins;
+      for (std::int64_t b = 0; b < kDensityBins; ++b)
+        out[b] = static_cast<float>(mass[static_cast<std::size_t>(b)] * static_cast<double>(kDensityBins));
+    }
+  return t;
+}
+
+// [rows, cols] of a double matrix as a float tensor.
+Tensor matrix_tensor(const Eigen::MatrixXd& m) {
+  Tensor t({static_cast<std::int64_t>(m.rows()), static_cast<std::int64_t>(m.cols())});
+  for (Eigen::Index r = 0; r < m.rows(); ++r)
+    for (Eigen::Index c = 0; c < m.cols(); ++c) t.at(r, c) = static_cast<float>(m(r, c));
+  return t;
 }
 
 }  // namespace
@@ -156,8 +185,12 @@ nlohmann::json MemoryTrace::to_json() const {
     s["stored"] = tensor_to_json(r.stored);
     s["positions"] = tensor_to_json(r.positions);
     s["reconstructed"] = tensor_to_json(r.reconstructed);
+    s["compressed"] = r.compressed;
     s["mu"] = tensor_to_json(r.mu);
     s["sigma"] = tensor_to_json(r.sigma);
+    s["head_mu"] = tensor_to_json(r.head_mu);
+    s["head_sigma"] = tensor_to_json(r.head_sigma);
+    s["density"] = tensor_to_json(r.density);
     if (sticky) s["sticky_histogram"] = tensor_to_json(r.sticky_histogram);
     per.push_back(std::move(s));
   }
@@ -327,6 +360,10 @@ RowMatrix InfinityMemoryLayer::forward(const RowMatrix& x, const AttentionOption
         r.reconstructed = channel_rows(memory.evaluate(basis, grid), shown);
         r.mu = vector_tensor(memory_read.mu.colwise().mean().transpose());
         r.sigma = vector_tensor(memory_read.variance.cwiseSqrt().colwise().mean().transpose());
+        r.head_mu = matrix_tensor(memory_read.mu);
+        r.head_sigma = matrix_tensor(memory_read.variance.cwiseSqrt());
+        r.density = binned_densities(memory_read);
+        r.compressed = s >= 2;
         if (sticky) r.sticky_histogram = vector_tensor(histogram);
         memory_trace->reads.push_back(std::move(r));
       }

@@ -100,6 +100,13 @@ struct MemorySegmentTrace {
   Tensor reconstructed;      // [C, 200] X̄(t) on t = linspace(0, 1, 200)
   Tensor mu;                 // [S] μ per query, mean over heads
   Tensor sigma;              // [S] σ per query, mean over heads
+  Tensor head_mu;            // [H, S] μ per head and query
+  Tensor head_sigma;         // [H, S] σ per head and query
+  Tensor density;            // [H, S, 128] N(t; μ, σ²) of each head and query averaged over each of 128
+                             // equal bins of [0, 1] (the bin's probability mass × 128): a narrow
+                             // Gaussian still shows in the bin that holds it
+  bool compressed = false;   // [0, τ] holds the older memory compressed (segments s >= 2); segment
+                             // 1 reads a memory fitted to segment 0 alone, over all of [0, 1]
   Tensor sticky_histogram;   // [128] attention mass per bin of [0, 1] (sums to 1); empty unless sticky
 };
 
@@ -113,7 +120,8 @@ struct MemoryTrace final : public TraceExtras {
 
   std::string_view kind() const override { return "memory"; }
   // Keys: kind, segments, segment, basis, tau, sticky, and per_segment: one object per read with
-  // segment, start, stored, positions, reconstructed, mu, sigma and (sticky only) sticky_histogram.
+  // segment, start, compressed, stored, positions, reconstructed, mu, sigma, head_mu, head_sigma,
+  // density and (sticky only) sticky_histogram.
   nlohmann::json to_json() const override;
 };
 

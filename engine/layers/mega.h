@@ -36,13 +36,12 @@
 //   w_v Linear [D, E];  w_z Linear [D, z];  w_r Linear [D, E];  w_u Linear [D, D];  w_h Linear [D, D];
 //   q_scale, q_offset, k_scale, k_offset [z];  u_h Linear [E, D].
 //
-// Cost: EMA O(L log² L · D) (see causal_fft_convolution) or O(L log L · D) bidirectional;
+// Cost: EMA O(L log² L · D) (causal_fft_convolution, analysis/convolution.h) or O(L log L · D) bidirectional;
 // attention O(L² z) full or O(L·c·(z + E)) chunked. The fast path never holds an L × L tensor:
 // attention runs over blocks of 64 queries against the keys of their chunk.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -59,28 +58,6 @@
 namespace attnlab {
 
 class WeightTable;
-
-// ---- FFT convolutions over the rows of a [L, C] matrix, in double (also used by layers/gss.cpp) ----
-
-// Writes channel `channel`'s kernel at lags 0 .. length−1 into `lags` (length doubles).
-using KernelFill = std::function<void(std::int64_t channel, std::int64_t length, double* lags)>;
-
-// y(i, c) = Σ_{s ≤ i} k_c(i − s) · x(s, c)       x: [L, C] -> y: [L, C]
-// Exactly causal: y(i, ·) is computed from rows 0..i only, so changing a later row leaves it
-// bit-identical (one FFT of the whole signal would spread every input's rounding over every
-// output). Rows are cut into dyadic blocks: inside blocks of 128 rows the sum is direct; every
-// pair of sibling blocks (left of size B, right of size B) adds the left block's contribution to
-// the right one by one FFT convolution of size 2B. Each (s, i) pair with s < i is counted at
-// exactly one level. Cost O(L log² L) per channel; channels run in parallel, two per complex
-// transform (real and imaginary parts, separated by conjugate symmetry).
-RowMatrix causal_fft_convolution(const RowMatrix& x, const KernelFill& kernel, const CancelToken* cancel = nullptr);
-
-// y(i, c) = Σ_{s ≤ i} f_c(i − s) · x(s, c) + Σ_{s > i} b_c(s − i − 1) · x(s, c)
-// One circular convolution of size ≥ 2L per channel.   x: [L, C] -> y: [L, C]
-RowMatrix two_sided_fft_convolution(const RowMatrix& x, const KernelFill& forward, const KernelFill& backward,
-                                    const CancelToken* cancel = nullptr);
-
-// ---- the layer ----
 
 // One set of damped-EMA parameters, raw (before the sigmoids).
 struct DampedEma {

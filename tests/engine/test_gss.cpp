@@ -9,10 +9,12 @@
 #include "core/safetensors.h"
 #include "layers/gss.h"
 #include "layers/weight_table.h"
+#include "naive_reference.h"
 #include "test_support.h"
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using namespace attnlab::test::naive;  // layer_norm, affine, options, max_relative, ...
 
 namespace {
 
@@ -36,22 +38,6 @@ GssLayer small_layer(const nlohmann::json& values = nlohmann::json::object(), st
     g.lambda_im(n) = static_cast<float>(rng.uniform(-3.0, 3.0));
   }
   return g;
-}
-
-AttentionOptions options(bool causal = true, const std::vector<std::uint8_t>* padding = nullptr) {
-  AttentionOptions o;
-  o.variant = &Registry::builtin().get("softmax");  // unused: GSS has no attention
-  o.causal = causal;
-  o.key_padding = padding;
-  return o;
-}
-
-double max_relative(const RowMatrix& actual, const MatrixD& reference) {
-  double worst = 0.0;
-  for (Eigen::Index i = 0; i < actual.rows(); ++i)
-    for (Eigen::Index j = 0; j < actual.cols(); ++j)
-      worst = std::max(worst, std::abs(actual(i, j) - reference(i, j)) / std::max(1.0, std::abs(reference(i, j))));
-  return worst;
 }
 
 Complex lambda_of(const GssLayer& g, std::int64_t n) {
@@ -109,29 +95,6 @@ MatrixD recurrent_dss(const GssLayer& g, const MatrixD& v) {
     }
   }
   return y;
-}
-
-MatrixD layer_norm(const LayerNorm& n, const MatrixD& x) {
-  MatrixD y(x.rows(), x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    const double mean = x.row(i).mean();
-    const double var = (x.row(i).array() - mean).square().mean();
-    for (Eigen::Index j = 0; j < x.cols(); ++j) y(i, j) = (x(i, j) - mean) / std::sqrt(var + n.eps) * n.gamma(j) + n.beta(j);
-  }
-  return y;
-}
-
-MatrixD affine(const Linear& l, const MatrixD& x) {
-  MatrixD y = x * l.weight.cast<double>();
-  y.rowwise() += l.bias.cast<double>();
-  return y;
-}
-
-double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
-
-bool bit_identical_rows(const RowMatrix& a, const RowMatrix& b, Eigen::Index first, Eigen::Index count) {
-  return std::memcmp(a.data() + first * a.cols(), b.data() + first * b.cols(),
-                     static_cast<std::size_t>(count * a.cols()) * sizeof(float)) == 0;
 }
 
 }  // namespace
@@ -197,21 +160,21 @@ class TestGss : public QObject {
     const MatrixD y = recurrent_dss(g, v);
     const MatrixD uc = affine(g.w3, y);
     const MatrixD reference = affine(g.w4, uc.cwiseProduct(u)) + xd;
-    const double e = max_relative(g.forward(x, options(), nullptr), reference);
+    const double e = max_relative(g.forward(x, options(true), nullptr), reference);
     QVERIFY2(e < 1e-4, qPrintable(QString("error %1").arg(e)));
   }
 
   void outputs_ignore_later_tokens_bit_for_bit() {
     const GssLayer g = small_layer();
     const RowMatrix x = random_tensor({300, 6}, 13).matrix();
-    const RowMatrix a = g.forward(x, options(), nullptr);
+    const RowMatrix a = g.forward(x, options(true), nullptr);
     // Always causal: the causal flag changes nothing.
     QVERIFY(g.forward(x, options(false), nullptr) == a);
     for (std::int64_t j : {1, 128, 129, 257, 299}) {
       RowMatrix changed = x;
       changed.row(j) *= -2.0f;
-      const RowMatrix b = g.forward(changed, options(), nullptr);
-      QVERIFY2(bit_identical_rows(a, b, 0, j), qPrintable(QString("j=%1").arg(j)));
+      const RowMatrix b = g.forward(changed, options(true), nullptr);
+      QVERIFY2(rows_identical(a, b, 0, j), qPrintable(QString("j=%1").arg(j)));
       QVERIFY(a.row(j) != b.row(j));
     }
   }
@@ -224,7 +187,7 @@ class TestGss : public QObject {
     for (std::int64_t j : {2, 128, 255, 299}) {
       RowMatrix changed = v;
       changed.row(j) *= 1e12f;
-      QVERIFY2(bit_identical_rows(y, g.dss(changed), 0, j), qPrintable(QString("j=%1").arg(j)));
+      QVERIFY2(rows_identical(y, g.dss(changed), 0, j), qPrintable(QString("j=%1").arg(j)));
     }
   }
 
@@ -238,8 +201,8 @@ class TestGss : public QObject {
     changed.row(10) *= 5.0f;  // padded (3, 10, 17, 24)
     const RowMatrix a = g.forward(x, options(true, &padding), nullptr);
     const RowMatrix b = g.forward(changed, options(true, &padding), nullptr);
-    QVERIFY(bit_identical_rows(a, b, 0, 10));
-    QVERIFY(bit_identical_rows(a, b, 11, L - 11));
+    QVERIFY(rows_identical(a, b, 0, 10));
+    QVERIFY(rows_identical(a, b, 11, L - 11));
   }
 
   void trace_has_the_kernel_and_no_weights() {
@@ -247,7 +210,7 @@ class TestGss : public QObject {
     const std::int64_t L = 300;
     const RowMatrix x = random_tensor({L, 6}, 15).matrix();
     Trace trace;
-    QVERIFY(g.forward(x, options(), &trace) == g.forward(x, options(), nullptr));
+    QVERIFY(g.forward(x, options(true), &trace) == g.forward(x, options(true), nullptr));
     QVERIFY(trace.weights.empty());
     const auto* t = dynamic_cast<const GssTrace*>(trace.layer_extra("gss"));
     QVERIFY(t);
@@ -289,7 +252,7 @@ class TestGss : public QObject {
     WeightReader reader(file);
     b.visit_weights("layers.1.mixer.", reader);
     const RowMatrix x = random_tensor({20, 6}, 22).matrix();
-    QVERIFY(a.forward(x, options(), nullptr) == b.forward(x, options(), nullptr));
+    QVERIFY(a.forward(x, options(true), nullptr) == b.forward(x, options(true), nullptr));
   }
 
   void refuses_bad_input() {
@@ -298,11 +261,11 @@ class TestGss : public QObject {
     EXPECT_ERROR(ParamError, gss_params({{"kernel", "cauchy"}}), "kernel");
     EXPECT_ERROR(ParamError, GssLayer::seeded(6, 1, 0, gss_params({{"dt_min", 0.5}, {"dt_max", 0.1}}), 1), "dt_min");
     const GssLayer g = small_layer();
-    EXPECT_ERROR(ShapeError, g.forward(RowMatrix::Zero(4, 5), options(), nullptr), "[4, 5]");
+    EXPECT_ERROR(ShapeError, g.forward(RowMatrix::Zero(4, 5), options(true), nullptr), "[4, 5]");
     EXPECT_ERROR(ShapeError, g.dss(RowMatrix::Zero(4, 4)), "channels");
     CancelToken token;
     token.cancel();
-    AttentionOptions o = options();
+    AttentionOptions o = options(true);
     o.cancel = &token;
     EXPECT_ERROR(CancelledError, g.forward(RowMatrix::Ones(50, 6), o, nullptr), "cancelled");
   }

@@ -10,10 +10,12 @@
 #include "core/safetensors.h"
 #include "layers/infinity_memory.h"
 #include "layers/weight_table.h"
+#include "naive_reference.h"
 #include "test_support.h"
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using namespace attnlab::test::naive;  // layer_norm, affine, options, max_relative, ...
 
 namespace {
 
@@ -32,23 +34,6 @@ InfinityMemoryLayer small_layer(const nlohmann::json& values = nlohmann::json::o
   nlohmann::json v = {{"segment", 8}, {"basis", 8}, {"samples", 16}};
   v.update(values);
   return InfinityMemoryLayer::seeded(8, heads, 16, memory_params(v), seed);
-}
-
-AttentionOptions options(bool causal, const std::vector<std::uint8_t>* padding = nullptr, std::uint64_t seed = 0) {
-  AttentionOptions o;
-  o.variant = &Registry::builtin().get("softmax");
-  o.causal = causal;
-  o.key_padding = padding;
-  o.seed = seed;
-  return o;
-}
-
-double max_relative(const RowMatrix& actual, const MatrixD& reference) {
-  double worst = 0.0;
-  for (Eigen::Index i = 0; i < actual.rows(); ++i)
-    for (Eigen::Index j = 0; j < actual.cols(); ++j)
-      worst = std::max(worst, std::abs(actual(i, j) - reference(i, j)) / std::max(1.0, std::abs(reference(i, j))));
-  return worst;
 }
 
 double density(double t, double mean, double variance) {
@@ -79,26 +64,6 @@ MatrixD ridge_fit(const Basis& b, const VectorD& t, const MatrixD& values, doubl
   const MatrixD gram = f * f.transpose() + lambda * MatrixD::Identity(f.rows(), f.rows());
   return gram.inverse() * f * values;
 }
-
-MatrixD layer_norm(const LayerNorm& n, const MatrixD& x) {
-  MatrixD y(x.rows(), x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    const double mean = x.row(i).mean();
-    const double var = (x.row(i).array() - mean).square().mean();
-    for (Eigen::Index j = 0; j < x.cols(); ++j) y(i, j) = (x(i, j) - mean) / std::sqrt(var + n.eps) * n.gamma(j) + n.beta(j);
-  }
-  return y;
-}
-
-MatrixD affine(const Linear& l, const MatrixD& x) {
-  MatrixD y = x * l.weight.cast<double>();
-  y.rowwise() += l.bias.cast<double>();
-  return y;
-}
-
-double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-double softplus(double x) { return std::log1p(std::exp(x)); }
 
 // Softmax multi-head attention of xn [S, D] on itself, heads concatenated, before W_o.
 MatrixD naive_short_term(const MultiHeadAttention& mha, const MatrixD& xn, bool causal) {
@@ -155,8 +120,7 @@ MatrixD naive_layer(const InfinityMemoryLayer& m, const RowMatrix& x_float, bool
     MatrixD mixed = naive_short_term(m.attention, xn, causal);
     if (memory.size() > 0) mixed += naive_read(m, b, memory, xn);
     const MatrixD h = xs + affine(m.attention.w_o, mixed);
-    const MatrixD hidden = affine(m.feed_forward.up, layer_norm(m.norm_ff, h)).unaryExpr(&gelu);
-    out.middleRows(start, S) = h + affine(m.feed_forward.down, hidden);
+    out.middleRows(start, S) = h + feed_forward(m.feed_forward, layer_norm(m.norm_ff, h));
     // Refit: old signal sampled at (k + ½)/samples into [0, τ], the segment at (i + ½)/S in [τ, 1].
     const bool old = memory.size() > 0;
     const Eigen::Index P = (old ? m.samples : 0) + S;
@@ -180,11 +144,6 @@ MatrixD naive_layer(const InfinityMemoryLayer& m, const RowMatrix& x_float, bool
     memory = ridge_fit(b, t, values, m.ridge);
   }
   return out;
-}
-
-bool bit_identical_rows(const RowMatrix& a, const RowMatrix& b, Eigen::Index first, Eigen::Index count) {
-  return std::memcmp(a.data() + first * a.cols(), b.data() + first * b.cols(),
-                     static_cast<std::size_t>(count * a.cols()) * sizeof(float)) == 0;
 }
 
 }  // namespace
@@ -254,7 +213,7 @@ class TestInfinityMemory : public QObject {
     for (bool causal : {false, true}) {
       const MatrixD xd = x.cast<double>();
       const MatrixD h = xd + affine(m.attention.w_o, naive_short_term(m.attention, layer_norm(m.norm_attention, xd), causal));
-      const MatrixD reference = h + affine(m.feed_forward.down, affine(m.feed_forward.up, layer_norm(m.norm_ff, h)).unaryExpr(&gelu));
+      const MatrixD reference = h + feed_forward(m.feed_forward, layer_norm(m.norm_ff, h));
       Trace trace;
       const RowMatrix out = m.forward(x, options(causal), &trace);
       const double e = max_relative(out, reference);
@@ -281,7 +240,7 @@ class TestInfinityMemory : public QObject {
     silent.memory_v.weight.setZero();
     silent.memory_v.bias.setZero();
     const RowMatrix without = silent.forward(x, options(false), nullptr);
-    QVERIFY(bit_identical_rows(with_memory, without, 0, 8));
+    QVERIFY(rows_identical(with_memory, without, 0, 8));
     QVERIFY(with_memory.bottomRows(19) != without.bottomRows(19));
   }
 
@@ -294,7 +253,7 @@ class TestInfinityMemory : public QObject {
         RowMatrix changed = x;
         changed.row(j) *= -3.0f;
         const RowMatrix b = m.forward(changed, options(true), nullptr);
-        QVERIFY2(bit_identical_rows(a, b, 0, j), qPrintable(QString("sticky %1 j=%2").arg(sticky).arg(j)));
+        QVERIFY2(rows_identical(a, b, 0, j), qPrintable(QString("sticky %1 j=%2").arg(sticky).arg(j)));
         QVERIFY(a.row(j) != b.row(j));
       }
     }
@@ -309,8 +268,8 @@ class TestInfinityMemory : public QObject {
     changed.row(5) *= 4.0f;
     const RowMatrix a = m.forward(x, options(false, &padding), nullptr);
     const RowMatrix b = m.forward(changed, options(false, &padding), nullptr);
-    QVERIFY(bit_identical_rows(a, b, 0, 5));
-    QVERIFY(bit_identical_rows(a, b, 6, 24));
+    QVERIFY(rows_identical(a, b, 0, 5));
+    QVERIFY(rows_identical(a, b, 6, 24));
   }
 
   void deterministic_with_a_consistent_trace() {
@@ -346,6 +305,32 @@ class TestInfinityMemory : public QObject {
       QCOMPARE(t->reads[2].reconstructed.shape(), (Shape{8, 200}));
       QCOMPARE(t->reads[2].mu.shape(), (Shape{3}));
       QCOMPARE(t->reads[2].sigma.shape(), (Shape{3}));
+      QVERIFY(!t->reads[0].compressed);  // segment 1 reads segment 0 alone
+      QVERIFY(t->reads[1].compressed && t->reads[2].compressed);
+      for (const MemorySegmentTrace& r : t->reads) {
+        QCOMPARE(r.head_mu.shape(), (Shape{2, r.mu.size()}));
+        QCOMPARE(r.head_sigma.shape(), (Shape{2, r.mu.size()}));
+        QCOMPARE(r.density.shape(), (Shape{2, r.mu.size(), 128}));
+        for (std::int64_t i = 0; i < r.mu.size(); ++i) {
+          QVERIFY(std::abs(0.5 * (r.head_mu.at(0, i) + r.head_mu.at(1, i)) - r.mu.data()[i]) < 1e-6);
+          QVERIFY(std::abs(0.5 * (r.head_sigma.at(0, i) + r.head_sigma.at(1, i)) - r.sigma.data()[i]) < 1e-6);
+          for (std::int64_t h = 0; h < 2; ++h) {
+            // The bin average of N(t; μ, σ²) by Simpson's rule over each bin, written out here.
+            const double mu = r.head_mu.at(h, i), variance = double(r.head_sigma.at(h, i)) * r.head_sigma.at(h, i);
+            for (std::int64_t b = 0; b < 128; b += 9) {
+              const int steps = 400;
+              const double a = b / 128.0, w = 1.0 / 128.0 / steps;
+              double integral = 0.0;
+              for (int k = 0; k <= steps; ++k)
+                integral += (k == 0 || k == steps ? 1.0 : (k % 2 ? 4.0 : 2.0)) * density(a + k * w, mu, variance);
+              const double average = integral * w / 3.0 * 128.0;
+              const double got = r.density.at(h, i, b);
+              QVERIFY2(std::abs(got - average) <= 1e-3 * std::max(1.0, average),
+                       qPrintable(QString("h=%1 i=%2 bin %3: %4 vs %5").arg(h).arg(i).arg(b).arg(got).arg(average)));
+            }
+          }
+        }
+      }
       for (std::int64_t p = 0; p < 24; ++p) {
         const float pos = t->reads[1].positions.data()[p];
         QVERIFY(pos >= 0.0f && pos <= 1.0f);
@@ -359,7 +344,7 @@ class TestInfinityMemory : public QObject {
       }
       const nlohmann::json j = t->to_json();
       for (const char* key : {"segments", "basis", "tau", "per_segment"}) QVERIFY2(j.contains(key), key);
-      for (const char* key : {"stored", "positions", "reconstructed", "mu", "sigma"})
+      for (const char* key : {"stored", "positions", "reconstructed", "mu", "sigma", "head_mu", "head_sigma", "density", "compressed"})
         QVERIFY2(j["per_segment"][0].contains(key), key);
       QCOMPARE(j["per_segment"][0].contains("sticky_histogram"), sticky);
     }

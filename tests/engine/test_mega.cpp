@@ -4,13 +4,16 @@
 #include <QtTest>
 
 #include "attention/registry.h"
+#include "analysis/convolution.h"
 #include "core/safetensors.h"
 #include "layers/mega.h"
 #include "layers/weight_table.h"
+#include "naive_reference.h"
 #include "test_support.h"
 
 using namespace attnlab;
 using attnlab::test::random_tensor;
+using namespace attnlab::test::naive;  // layer_norm, affine, options, max_relative, ...
 
 namespace {
 
@@ -27,25 +30,6 @@ MegaLayer small_layer(const nlohmann::json& values = nlohmann::json::object(), s
   v.update(values);
   return MegaLayer::seeded(12, 1, 0, mega_params(v), seed);
 }
-
-AttentionOptions options(bool causal, const std::vector<std::uint8_t>* padding = nullptr) {
-  AttentionOptions o;
-  o.variant = &Registry::builtin().get("softmax");  // unused by Mega: its attention is its own
-  o.causal = causal;
-  o.key_padding = padding;
-  return o;
-}
-
-double max_relative(const RowMatrix& actual, const MatrixD& reference) {
-  double worst = 0.0;
-  for (Eigen::Index i = 0; i < actual.rows(); ++i)
-    for (Eigen::Index j = 0; j < actual.cols(); ++j)
-      worst = std::max(worst, std::abs(actual(i, j) - reference(i, j)) / std::max(1.0, std::abs(reference(i, j))));
-  return worst;
-}
-
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-double silu(double x) { return x * sigmoid(x); }
 
 // The damped EMA by its recurrence, one step at a time: h_t = p·β·x_t + q·h_{t−1},
 // y_t = Σ_j γ_j √(1/n) h_{t,j}. With `reverse`, the scan runs from the end over strictly later
@@ -71,23 +55,6 @@ MatrixD ema_recurrence(const DampedEma& e, const MatrixD& x, bool reverse) {
       }
     }
   }
-  return y;
-}
-
-MatrixD layer_norm(const LayerNorm& n, const MatrixD& x) {
-  MatrixD y(x.rows(), x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    const double mean = x.row(i).mean();
-    const double var = (x.row(i).array() - mean).square().mean();
-    for (Eigen::Index j = 0; j < x.cols(); ++j)
-      y(i, j) = (x(i, j) - mean) / std::sqrt(var + n.eps) * n.gamma(j) + n.beta(j);
-  }
-  return y;
-}
-
-MatrixD affine(const Linear& l, const MatrixD& x) {
-  MatrixD y = x * l.weight.cast<double>();
-  y.rowwise() += l.bias.cast<double>();
   return y;
 }
 
@@ -154,10 +121,6 @@ MatrixD naive_mega(const MegaLayer& m, const RowMatrix& x_float, bool causal, co
   return out;
 }
 
-bool bit_identical_rows(const RowMatrix& a, const RowMatrix& b, Eigen::Index rows) {
-  return std::memcmp(a.data(), b.data(), static_cast<std::size_t>(rows * a.cols()) * sizeof(float)) == 0;
-}
-
 }  // namespace
 
 class TestMega : public QObject {
@@ -209,7 +172,7 @@ class TestMega : public QObject {
       RowMatrix changed = x;
       changed.row(j) *= 1e12f;
       const RowMatrix z = causal_fft_convolution(changed, fill);
-      QVERIFY2(bit_identical_rows(y, z, j), qPrintable(QString("j=%1").arg(j)));
+      QVERIFY2(rows_identical(y, z, 0, j), qPrintable(QString("j=%1").arg(j)));
       QVERIFY(y.row(j) != z.row(j));
     }
   }
@@ -298,7 +261,7 @@ class TestMega : public QObject {
           changed.row(j) = random_tensor({1, 12}, 34 + static_cast<std::uint64_t>(j)).matrix() * 3.0f;
           const RowMatrix a = m.forward(x, options(true), nullptr);
           const RowMatrix b = m.forward(changed, options(true), nullptr);
-          QVERIFY2(bit_identical_rows(a, b, j), qPrintable(QString("%1 chunk %2 j=%3").arg(activation).arg(chunk).arg(j)));
+          QVERIFY2(rows_identical(a, b, 0, j), qPrintable(QString("%1 chunk %2 j=%3").arg(activation).arg(chunk).arg(j)));
           QVERIFY(a.row(j) != b.row(j));
         }
       }

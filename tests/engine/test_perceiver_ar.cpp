@@ -3,17 +3,17 @@
 // trace sums, memory linear in L, weights, errors.
 #include <QtTest>
 
-#include <cstring>
 #include <functional>
 
 #include "attention/registry.h"
 #include "core/safetensors.h"
 #include "layers/perceiver_ar.h"
 #include "layers/weight_table.h"
+#include "naive_reference.h"
 #include "test_support.h"
 
 using namespace attnlab;
-using attnlab::test::random_tensor;
+using namespace attnlab::test::naive;  // layer_norm, affine, options, max_relative, ...
 
 namespace {
 
@@ -25,43 +25,14 @@ Params perceiver_params(const nlohmann::json& values) {
   return p;
 }
 
-AttentionOptions softmax_options(std::uint64_t seed = 0) {
-  AttentionOptions o;
-  o.variant = &Registry::builtin().get("softmax");
-  o.seed = seed;
-  return o;
-}
-
-RowMatrix random_input(std::int64_t L, std::int64_t D, std::uint64_t seed) { return random_tensor({L, D}, seed).matrix(); }
-
 // ---- naive double-precision causal pre-LN Transformer layer -------------------------------------
-
-DMatrix layer_norm(const DMatrix& x, const LayerNorm& n) {
-  DMatrix y(x.rows(), x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    double mean = 0, var = 0;
-    for (Eigen::Index c = 0; c < x.cols(); ++c) mean += x(i, c);
-    mean /= static_cast<double>(x.cols());
-    for (Eigen::Index c = 0; c < x.cols(); ++c) var += (x(i, c) - mean) * (x(i, c) - mean);
-    var /= static_cast<double>(x.cols());
-    for (Eigen::Index c = 0; c < x.cols(); ++c)
-      y(i, c) = (x(i, c) - mean) / std::sqrt(var + static_cast<double>(n.eps)) * n.gamma(c) + n.beta(c);
-  }
-  return y;
-}
-
-DMatrix affine(const DMatrix& x, const Linear& l) {
-  DMatrix y = x * l.weight.cast<double>();
-  for (Eigen::Index i = 0; i < y.rows(); ++i) y.row(i) += l.bias.cast<double>();
-  return y;
-}
 
 // x + MHA_causal(LN_a(x)), then + FFN(LN_f(·)), by loops.
 DMatrix causal_layer(const DMatrix& x, const LayerNorm& norm_a, const MultiHeadAttention& mha, const LayerNorm& norm_f,
                      const FeedForward& ff) {
   const std::int64_t L = x.rows(), H = mha.heads, d = x.cols() / H;
-  const DMatrix u = layer_norm(x, norm_a);
-  const DMatrix q = affine(u, mha.w_q), k = affine(u, mha.w_k), v = affine(u, mha.w_v);
+  const DMatrix u = layer_norm(norm_a, x);
+  const DMatrix q = affine(mha.w_q, u), k = affine(mha.w_k, u), v = affine(mha.w_v, u);
   DMatrix a = DMatrix::Zero(L, x.cols());
   for (std::int64_t h = 0; h < H; ++h) {
     for (std::int64_t i = 0; i < L; ++i) {
@@ -78,23 +49,8 @@ DMatrix causal_layer(const DMatrix& x, const LayerNorm& norm_a, const MultiHeadA
         for (std::int64_t c = 0; c < d; ++c) a(i, h * d + c) += w[static_cast<std::size_t>(j)] / sum * v(j, h * d + c);
     }
   }
-  const DMatrix h = x + affine(a, mha.w_o);
-  DMatrix hidden = affine(layer_norm(h, norm_f), ff.up);
-  for (Eigen::Index i = 0; i < hidden.size(); ++i) hidden(i) = 0.5 * hidden(i) * (1.0 + std::erf(hidden(i) / std::sqrt(2.0)));
-  return h + affine(hidden, ff.down);
-}
-
-double max_relative_error(const RowMatrix& a, const DMatrix& b) {
-  double worst = 0;
-  for (Eigen::Index i = 0; i < a.rows(); ++i)
-    for (Eigen::Index j = 0; j < a.cols(); ++j)
-      worst = std::max(worst, std::abs(a(i, j) - b(i, j)) / std::max(1.0, std::abs(b(i, j))));
-  return worst;
-}
-
-bool rows_identical(const RowMatrix& a, const RowMatrix& b, std::int64_t first, std::int64_t count) {
-  return std::memcmp(a.data() + first * a.cols(), b.data() + first * b.cols(),
-                     static_cast<std::size_t>(count * a.cols()) * sizeof(float)) == 0;
+  const DMatrix h = x + affine(mha.w_o, a);
+  return h + feed_forward(ff, layer_norm(norm_f, h));
 }
 
 const PerceiverTrace& perceiver_trace(const Trace& t) {
@@ -120,9 +76,9 @@ class TestPerceiverAr : public QObject {
                                          layer.feed_forward);
         for (const EncoderLayer& l : layer.latent_layers)
           reference = causal_layer(reference, l.norm_attention, l.attention, l.norm_ff, l.feed_forward);
-        AttentionOptions o = softmax_options();
+        AttentionOptions o = options();
         o.causal = false;  // the layer is causal whatever the options say
-        const double error = max_relative_error(layer.forward(x, o, nullptr), reference);
+        const double error = max_relative(layer.forward(x, o, nullptr), reference);
         QVERIFY2(error < 1e-4, qPrintable(QString("N=%1 depth=%2 error %3").arg(latents).arg(depth).arg(error)));
       }
     }
@@ -135,18 +91,18 @@ class TestPerceiverAr : public QObject {
     const PerceiverArLayer layer =
         PerceiverArLayer::seeded(D, 2, 32, perceiver_params({{"latents", N}, {"latent_layers", 2}}), 7);
     const RowMatrix x = random_input(L, D, 8);
-    const RowMatrix a = layer.forward(x, softmax_options(), nullptr);
+    const RowMatrix a = layer.forward(x, options(), nullptr);
     for (const std::int64_t j : {Lp + 0, Lp + 1, Lp + 37, Lp + 64, Lp + 65, L - 1}) {
       RowMatrix changed = x;
       changed.row(j) = random_input(1, D, 9 + static_cast<std::uint64_t>(j)).row(0);
-      const RowMatrix b = layer.forward(changed, softmax_options(), nullptr);
+      const RowMatrix b = layer.forward(changed, options(), nullptr);
       QVERIFY2(rows_identical(a, b, Lp, j - Lp), qPrintable(QString("token %1").arg(j)));
       QVERIFY(a.row(j) != b.row(j));
     }
     // A prefix token reaches every latent.
     RowMatrix changed = x;
     changed.row(3) *= 2.0f;
-    const RowMatrix b = layer.forward(changed, softmax_options(), nullptr);
+    const RowMatrix b = layer.forward(changed, options(), nullptr);
     QVERIFY(a.row(Lp) != b.row(Lp));
   }
 
@@ -156,7 +112,7 @@ class TestPerceiverAr : public QObject {
     const RowMatrix x = random_input(L, D, 11);
     Trace trace;
     for (Trace* t : {static_cast<Trace*>(nullptr), &trace}) {
-      const RowMatrix y = layer.forward(x, softmax_options(), t);
+      const RowMatrix y = layer.forward(x, options(), t);
       QCOMPARE(y.rows(), L);
       QCOMPARE(y.cols(), D);
       QVERIFY(rows_identical(x, y, 0, L - N));
@@ -170,17 +126,17 @@ class TestPerceiverAr : public QObject {
     const std::int64_t L = 200, D = 16, N = 32, Lp = L - N;
     const RowMatrix x = random_input(L, D, 12);
     const PerceiverArLayer plain = PerceiverArLayer::seeded(D, 2, 32, perceiver_params({{"latents", N}}), 13);
-    QVERIFY(plain.forward(x, softmax_options(1), nullptr) == plain.forward(x, softmax_options(2), nullptr));
+    QVERIFY(plain.forward(x, options(false, nullptr, 1), nullptr) == plain.forward(x, options(false, nullptr, 2), nullptr));
     Trace plain_trace;
-    plain.forward(x, softmax_options(1), &plain_trace);
+    plain.forward(x, options(false, nullptr, 1), &plain_trace);
     QVERIFY(perceiver_trace(plain_trace).dropped_prefix.empty());
 
     const PerceiverArLayer dropping =
         PerceiverArLayer::seeded(D, 2, 32, perceiver_params({{"latents", N}, {"prefix_dropout", 0.5}}), 13);
-    QVERIFY(dropping.forward(x, softmax_options(1), nullptr) == dropping.forward(x, softmax_options(1), nullptr));
-    QVERIFY(dropping.forward(x, softmax_options(1), nullptr) != dropping.forward(x, softmax_options(2), nullptr));
+    QVERIFY(dropping.forward(x, options(false, nullptr, 1), nullptr) == dropping.forward(x, options(false, nullptr, 1), nullptr));
+    QVERIFY(dropping.forward(x, options(false, nullptr, 1), nullptr) != dropping.forward(x, options(false, nullptr, 2), nullptr));
     Trace trace;
-    dropping.forward(x, softmax_options(1), &trace);
+    dropping.forward(x, options(false, nullptr, 1), &trace);
     const PerceiverTrace& t = perceiver_trace(trace);
     const auto dropped = t.dropped_prefix;
     const auto count = static_cast<std::int64_t>(dropped.size());
@@ -200,8 +156,8 @@ class TestPerceiverAr : public QObject {
         PerceiverArLayer::seeded(D, H, 32, perceiver_params({{"latents", N}, {"latent_layers", depth}}), 14);
     const RowMatrix x = random_input(L, D, 15);
     Trace trace;
-    const RowMatrix traced = layer.forward(x, softmax_options(), &trace);
-    QVERIFY((traced - layer.forward(x, softmax_options(), nullptr)).cwiseAbs().maxCoeff() < 1e-5f);
+    const RowMatrix traced = layer.forward(x, options(), &trace);
+    QVERIFY((traced - layer.forward(x, options(), nullptr)).cwiseAbs().maxCoeff() < 1e-5f);
     const PerceiverTrace& t = perceiver_trace(trace);
     QCOMPARE(t.kind(), std::string_view("perceiver"));
     QCOMPARE(t.latents, N);
@@ -256,7 +212,7 @@ class TestPerceiverAr : public QObject {
     std::vector<std::int64_t> peaks;
     for (const std::int64_t L : {1024, 2048, 4096}) {
       const RowMatrix x = random_input(L, D, 17);
-      peaks.push_back(attnlab::test::peak_bytes_of([&] { layer.forward(x, softmax_options(), nullptr); }));
+      peaks.push_back(attnlab::test::peak_bytes_of([&] { layer.forward(x, options(), nullptr); }));
     }
     QVERIFY2(peaks[2] < std::int64_t{4096} * 4096 * 4 / 16, qPrintable(QString("peak %1 bytes").arg(peaks[2])));
     const double ratio = static_cast<double>(peaks[2]) / static_cast<double>(peaks[1]);
@@ -278,7 +234,7 @@ class TestPerceiverAr : public QObject {
     WeightReader reader(file);
     b.visit_weights("layers.1.", reader);
     const RowMatrix x = random_input(20, 16, 20);
-    QVERIFY(a.forward(x, softmax_options(), nullptr) == b.forward(x, softmax_options(), nullptr));
+    QVERIFY(a.forward(x, options(), nullptr) == b.forward(x, options(), nullptr));
   }
 
   void bad_params_and_inputs_are_refused() {
@@ -289,14 +245,14 @@ class TestPerceiverAr : public QObject {
     EXPECT_ERROR(ParamError, PerceiverArLayer::seeded(18, 4, 32, p, 1), "heads=4 does not divide d_model=18");
     EXPECT_ERROR(ParamError, PerceiverArLayer::seeded(16, 0, 32, p, 1), "heads=0");
     const PerceiverArLayer layer = PerceiverArLayer::seeded(16, 2, 32, p, 1);
-    EXPECT_ERROR(ShapeError, layer.forward(random_input(5, 8, 2), softmax_options(), nullptr), "[L, 16]");
-    EXPECT_ERROR(ShapeError, layer.forward(RowMatrix(0, 16), softmax_options(), nullptr), "at least one token");
+    EXPECT_ERROR(ShapeError, layer.forward(random_input(5, 8, 2), options(), nullptr), "[L, 16]");
+    EXPECT_ERROR(ShapeError, layer.forward(RowMatrix(0, 16), options(), nullptr), "at least one token");
     RowMatrix bad = random_input(5, 16, 3);
     bad(4, 0) = INFINITY;
-    EXPECT_ERROR(ShapeError, layer.forward(bad, softmax_options(), nullptr), "non-finite");
+    EXPECT_ERROR(ShapeError, layer.forward(bad, options(), nullptr), "non-finite");
     CancelToken token;
     token.cancel();
-    AttentionOptions o = softmax_options();
+    AttentionOptions o = options();
     o.cancel = &token;
     EXPECT_ERROR(CancelledError, layer.forward(random_input(300, 16, 4), o, nullptr), "cancelled");
   }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "figures/figure_kit.h"
+#include "models/model_config.h"
 #include "models/playground.h"
 #include "trace_view.h"
 
@@ -53,6 +54,35 @@ inline PlaygroundResultPtr run_model(const std::string& model, const std::string
   return playground.run(request);
 }
 
+// One forward pass of `config` on `text`, from a model file of its own (the playground caches
+// models by path).
+inline PlaygroundResultPtr run_model_config(const ModelConfig& config, const std::string& text) {
+  QTemporaryDir dir;
+  const QString path = dir.filePath(QStringLiteral("model.json"));
+  QFile file(path);
+  if (!file.open(QIODevice::WriteOnly)) return nullptr;
+  file.write(QByteArray::fromStdString(config.to_json().dump()));
+  file.close();
+  return run_model(path.toStdString(), text);
+}
+
+// `json` written to a new model file (kept until the test ends); its path.
+inline std::string write_model_file(const QByteArray& json) {
+  static QTemporaryDir dir;
+  static int files = 0;
+  const QString path = dir.filePath(QStringLiteral("model-%1.json").arg(files++));
+  QFile out(path);
+  if (out.open(QIODevice::WriteOnly)) out.write(json);
+  return path.toStdString();
+}
+
+// `count` word tokens "w0 w1 ... w36 w0 ...".
+inline QString numbered_words(int count) {
+  QString text;
+  for (int i = 0; i < count; ++i) text += QStringLiteral("w%1 ").arg(i % 37);
+  return text.trimmed();
+}
+
 inline ViewContext view_context(PlaygroundResultPtr result, int layer = 0, int head = 0,
                                 nlohmann::json options = nlohmann::json::object()) {
   ViewContext c;
@@ -81,6 +111,18 @@ Rendered<Layout> render_with_layout(const PaintedFigure& figure, double dpi,
   return r;
 }
 
+// The same for a figure whose layout takes options (compute_layout(data, style, target, device, options)).
+template <typename Layout, typename Data, typename Options>
+Rendered<Layout> render_with_layout(const PaintedFigure& figure, double dpi,
+                                    Layout (*compute_layout)(const Data&, const FigureStyle&, const QRectF&, const QPaintDevice*,
+                                                             const Options&),
+                                    const Data& data, const FigureStyle& style, const Options& options) {
+  Rendered<Layout> r;
+  r.image = render_figure_image(figure, dpi);
+  r.layout = compute_layout(data, style, QRectF(r.image.rect()), &r.image, options);
+  return r;
+}
+
 // Each channel within `tolerance`.
 inline bool near_colour(QRgb actual, QColor expected, int tolerance = 3) {
   return std::abs(qRed(actual) - expected.red()) <= tolerance && std::abs(qGreen(actual) - expected.green()) <= tolerance &&
@@ -97,6 +139,14 @@ inline QRgb over(QColor colour, int alpha, QColor background) {
 // The pixel whose square contains `p`.
 inline QRgb pixel_at(const QImage& image, const QPointF& p) {
   return image.pixel(static_cast<int>(std::floor(p.x())), static_cast<int>(std::floor(p.y())));
+}
+
+// Whether a pixel within `radius` of `p` is near `colour`.
+inline bool colour_near(const QImage& image, QPointF p, const QColor& colour, int radius = 2, int tolerance = 12) {
+  for (int dx = -radius; dx <= radius; ++dx)
+    for (int dy = -radius; dy <= radius; ++dy)
+      if (near_colour(pixel_at(image, p + QPointF(dx, dy)), colour, tolerance)) return true;
+  return false;
 }
 
 inline QString describe(QRgb c) { return QStringLiteral("(%1, %2, %3)").arg(qRed(c)).arg(qGreen(c)).arg(qBlue(c)); }

@@ -1,5 +1,6 @@
 #include "figures/figure_kit.h"
 
+#include <QFileInfo>
 #include <QFontMetricsF>
 #include <QPainter>
 #include <algorithm>
@@ -96,6 +97,12 @@ double measured_to_points(double length) { return length * kPointsPerInch / kMea
 
 QSizeF measured_size_in_points(const QSizeF& size) {
   return QSizeF(std::ceil(measured_to_points(size.width())) + 1, std::ceil(measured_to_points(size.height())) + 1);
+}
+
+QSizeF natural_size_in_lines(const FigureStyle& style, double width_lines, double height_lines) {
+  const QImage device = measuring_device();
+  const FigureText t = measure_figure_text(style, &device);
+  return measured_size_in_points(QSizeF(width_lines * t.line, height_lines * t.line));
 }
 
 FigureScope::FigureScope(QPainter& painter, const QRectF& target, const FigureStyle& style) : painter_(painter) {
@@ -205,6 +212,130 @@ double caption_room(const std::vector<QRectF>& outer, const QRectF& area, double
   return area.width();
 }
 
+// ---- the frame of a titled figure -------------------------------------------------------------
+
+double titled_frame_header(const FigureText& t) { return t.margin + t.title_line + t.gap; }
+
+double titled_frame_footer(const FigureText& t) { return t.gap + t.line + t.gap + t.line + t.margin; }
+
+namespace {
+
+QRectF title_rect(const FigureText& t, const QRectF& target, double top) {
+  return QRectF(target.left() + t.margin, top + t.margin, target.width() - 2 * t.margin, t.title_line);
+}
+
+// The legend line a gap below `bottom` and the summary line under it.
+void place_footer(TitledFrame& frame, const FigureText& t, const QRectF& target, double bottom) {
+  frame.legend = QRectF(target.left() + t.margin, bottom + t.gap, target.width() - 2 * t.margin, t.line);
+  frame.summary = QRectF(frame.legend.left(), frame.legend.bottom() + t.gap, frame.legend.width(), t.line);
+}
+
+}  // namespace
+
+TitledFrame titled_frame(const FigureText& t, const QRectF& target) {
+  TitledFrame f;
+  f.title = title_rect(t, target, target.top());
+  const double body_top = f.title.bottom() + t.gap;
+  f.body = QRectF(target.left() + t.margin, body_top, target.width() - 2 * t.margin,
+                  std::max(0.0, target.bottom() - titled_frame_footer(t) - body_top));
+  place_footer(f, t, target, f.body.bottom());
+  return f;
+}
+
+TitledFrame titled_frame(const FigureText& t, const QRectF& target, const PanelFlow& placement) {
+  TitledFrame f;
+  f.title = title_rect(t, target, placement.top);
+  const double body_top = f.title.bottom() + t.gap;
+  f.body = QRectF(target.left() + t.margin, body_top, target.width() - 2 * t.margin, std::max(0.0, placement.footer_top - body_top));
+  place_footer(f, t, target, placement.footer_top);
+  return f;
+}
+
+PanelFlowSpacing titled_flow_spacing(const FigureText& t, double panel_gap_lines, double row_gap_lines) {
+  return PanelFlowSpacing{t.margin, panel_gap_lines * t.line, row_gap_lines * t.line, titled_frame_header(t),
+                          titled_frame_footer(t)};
+}
+
+void draw_centred_title(QPainter& painter, const QRectF& rect, const FigureText& t, const FigureStyle& style, const QString& title) {
+  painter.setFont(t.title);
+  painter.setPen(style.foreground);
+  painter.drawText(rect, Qt::AlignHCenter | Qt::AlignVCenter, title);
+}
+
+void draw_summary_line(QPainter& painter, const QRectF& rect, const FigureText& t, const FigureStyle& style, const QString& line) {
+  painter.setPen(style.foreground);
+  draw_text_line(painter, rect, t.label, line);
+}
+
+double draw_legend_entry(QPainter& painter, double x, const QRectF& row, const QString& label, const FigureText& t,
+                         const FigureStyle& style, const std::function<void(const QRectF&)>& sample) {
+  const QFontMetricsF fm(t.label, painter.device());
+  const double sample_w = 1.6 * t.line;
+  const double width = sample_w + t.gap + fm.horizontalAdvance(label);
+  if (x + width > row.right()) return x;
+  sample(QRectF(x, row.top() + 0.15 * t.line, sample_w, 0.7 * t.line));
+  painter.setPen(style.foreground);
+  painter.setFont(t.label);
+  painter.drawText(QRectF(x + sample_w + t.gap, row.top(), width, row.height()), Qt::AlignLeft | Qt::AlignVCenter, label);
+  return x + width + 1.5 * t.line;
+}
+
+void draw_note_box(QPainter& painter, const QRectF& box, const FigureText& t, const FigureStyle& style, double frame_lines,
+                   const QString& note) {
+  painter.save();
+  QColor frame = style.foreground;
+  frame.setAlphaF(0.3f);
+  painter.setPen(QPen(frame, frame_lines * t.line));
+  painter.setBrush(Qt::NoBrush);
+  painter.drawRect(box);
+  painter.setPen(style.foreground);
+  painter.setFont(t.label);
+  painter.drawText(box.adjusted(t.gap, t.gap, -t.gap, -t.gap), Qt::AlignLeft | Qt::AlignTop | Qt::TextWordWrap, note);
+  painter.restore();
+}
+
+// ---- heatmap panels -----------------------------------------------------------------------------
+
+ColormapId sequential_colormap(ColormapId id) { return id == ColormapId::Coolwarm ? ColormapId::Viridis : id; }
+
+float largest_finite(const std::vector<float>& values) {
+  float top = 0.0f;
+  for (float v : values)
+    if (std::isfinite(v)) top = std::max(top, v);
+  return top > 0.0f ? top : 1.0f;
+}
+
+FlowPanel heatmap_flow_panel(int kind, const HeatmapData& data, const FigureStyle& style, const FigureText& t,
+                             const QPaintDevice* device, double scale) {
+  // Probes in which the matrix is bound by one side only (the other has room for any aspect):
+  // what is left of that side is the room the labels and the colorbar take.
+  const double probe = 1000.0 * t.line;
+  const double rows = std::max(1, data.rows), cols = std::max(1, data.cols), longest = std::max(rows, cols);
+  const HeatmapFigureLayout wide = compute_heatmap_layout(data, style, QRectF(0, 0, 4 * probe * (1 + cols / rows), probe), device);
+  const HeatmapFigureLayout tall = compute_heatmap_layout(data, style, QRectF(0, 0, probe, 4 * probe * (1 + rows / cols)), device);
+  const double caption = t.line + t.gap;
+  return FlowPanel{kind, scale * cols / longest, scale * rows / longest, tall.matrix.left(), probe - tall.matrix.right(), caption,
+                   probe - wide.matrix.height()};
+}
+
+QColor heatmap_outline_color(const HeatmapData& data) { return Colormap::contrasting(Colormap::get(data.colormap).color(0.0f)); }
+
+void draw_outline(QPainter& painter, const QRectF& rect, const QColor& colour, double width) {
+  painter.save();
+  painter.setBrush(Qt::NoBrush);
+  painter.setPen(QPen(colour, width, Qt::SolidLine, Qt::SquareCap, Qt::MiterJoin));
+  painter.drawRect(rect);
+  painter.restore();
+}
+
+void draw_column_boundary(QPainter& painter, const QRectF& matrix, double x, const QColor& colour, double width,
+                          const FigureText& t) {
+  painter.save();
+  painter.setPen(QPen(colour, width, Qt::SolidLine, Qt::FlatCap));
+  painter.drawLine(QPointF(x, matrix.top() - 0.4 * t.gap), QPointF(x, matrix.bottom() + 0.4 * t.gap));
+  painter.restore();
+}
+
 // ---- axes -------------------------------------------------------------------------------------
 
 double PlotAxis::fraction(double v) const {
@@ -280,6 +411,37 @@ QByteArray view_json_bytes(nlohmann::json j, int layer, int head, const QStringL
   for (const QString& token : tokens) texts.push_back(token.toStdString());
   j["tokens"] = std::move(texts);
   return QByteArray::fromStdString(j.dump(1));
+}
+
+int highlighted_token(const ViewContext& context, std::int64_t tokens) {
+  return context.highlighted_token >= 0 && context.highlighted_token < tokens ? context.highlighted_token : -1;
+}
+
+QString layer_type_name(const PlaygroundResult& result, int layer, const QString& fallback) {
+  const auto at = static_cast<std::size_t>(layer);
+  return at < result.layer_types.size() ? QString::fromStdString(result.layer_types[at]) : fallback;
+}
+
+void write_view_json(const QString& path, nlohmann::json j, int layer, int head, const QStringList& tokens) {
+  write_bytes_atomically(path, view_json_bytes(std::move(j), layer, head, tokens));
+}
+
+QString view_data_format(const std::string& view, const QString& path, const QStringList& formats) {
+  const QString suffix = QFileInfo(path).suffix().toLower();
+  if (formats.contains(suffix)) return suffix;
+  QStringList listed;
+  for (const QString& f : formats) listed << QStringLiteral(".") + f;
+  throw ParamError(QStringLiteral("cannot export '%1' from view '%2': data formats are %3")
+                       .arg(path, QString::fromStdString(view), listed.join(QStringLiteral(", ")))
+                       .toStdString());
+}
+
+PaintedFigure view_painted_figure(const QSizeF& size, const QString& title, const QString& description,
+                                  const ViewContext& context, const FigureStyle& style, ViewFigureDraw draw) {
+  return PaintedFigure{size, title, description, style.background,
+                       [context, style, draw = std::move(draw)](QPainter& painter, const QRectF& target) {
+                         draw(painter, target, context, style);
+                       }};
 }
 
 // ---- colours ------------------------------------------------------------------------------------

@@ -7,7 +7,11 @@
 //   - plot axes, linear with "nice" 1-2-5 ticks or logarithmic by decades, and Unicode
 //     superscripts for decade labels;
 //   - the categorical palettes (Okabe–Ito, Paul Tol "bright");
-//   - the layer extras a view draws, checked against the view's requirement.
+//   - the frame of a titled figure (title line on top, legend and summary lines at the bottom),
+//     legend entries and the note box that stands in for a panel with nothing to show;
+//   - heatmap panels flowed with the others, on sequential colour scales [0, largest];
+//   - the layer extras a view draws, checked against the view's requirement, its painted figure
+//     and its data export (format from the extension, JSON with the selection).
 // Lengths are in the painter's device units and derive from the label font's line height (see
 // heatmap_figure.h), so a figure keeps its proportions at any dpi.
 #pragma once
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "figures/figure_export.h"
 #include "figures/heatmap_figure.h"
 #include "trace_view.h"
 
@@ -64,6 +69,9 @@ QImage measuring_device(double dpi = kMeasureDpi);
 double measured_to_points(double length);
 // A size measured there in whole points, rounded up with one point to spare.
 QSizeF measured_size_in_points(const QSizeF& size);
+// A figure's natural size in points: `width_lines` x `height_lines` label line heights measured
+// on measuring_device().
+QSizeF natural_size_in_lines(const FigureStyle& style, double width_lines, double height_lines);
 
 // The frame of a figure's draw function: saves the painter's state (restored when the scope
 // ends), turns on antialiasing of shapes and text and fills `target` with the background.
@@ -142,6 +150,64 @@ QSizeF natural_flow_size(const FigureStyle& style, double panel_lines,
 // the gap to the next one.
 double caption_room(const std::vector<QRectF>& outer, const QRectF& area, double panel_gap);
 
+// ---- the frame of a titled figure ------------------------------------------------------------
+
+// Inside the margins: the title line, then the body, then a legend line and a summary line, a
+// gap apart each.
+struct TitledFrame {
+  QRectF title;
+  QRectF body;
+  QRectF legend;
+  QRectF summary;
+};
+
+// The room above the body (margin, title line, gap) and below it (gap, legend, gap, summary,
+// margin).
+double titled_frame_header(const FigureText& text);
+double titled_frame_footer(const FigureText& text);
+// The frame filling `target`.
+TitledFrame titled_frame(const FigureText& text, const QRectF& target);
+// The frame around panels flowed with titled_flow_spacing: the title from placement.top, the
+// legend a gap below placement.footer_top; the body between them.
+TitledFrame titled_frame(const FigureText& text, const QRectF& target, const PanelFlow& placement);
+// Panels `panel_gap_lines` and rows `row_gap_lines` label line heights apart, in a titled frame.
+PanelFlowSpacing titled_flow_spacing(const FigureText& text, double panel_gap_lines, double row_gap_lines);
+
+// The title centred in `rect` in the title font and the foreground colour.
+void draw_centred_title(QPainter& painter, const QRectF& rect, const FigureText& text, const FigureStyle& style,
+                        const QString& title);
+// A line (legend, summary) in the label font and the foreground colour, elided to `rect`.
+void draw_summary_line(QPainter& painter, const QRectF& rect, const FigureText& text, const FigureStyle& style,
+                       const QString& line);
+// A legend entry at `x` of `row`: a sample (drawn by `sample` into its box) and `label`; returns
+// the x after it, unchanged when it does not fit.
+double draw_legend_entry(QPainter& painter, double x, const QRectF& row, const QString& label, const FigureText& text,
+                         const FigureStyle& style, const std::function<void(const QRectF&)>& sample);
+// The box that stands in for panels with nothing to show: a faint frame `frame_lines` label line
+// heights wide and `note` wrapped inside it.
+void draw_note_box(QPainter& painter, const QRectF& box, const FigureText& text, const FigureStyle& style, double frame_lines,
+                   const QString& note);
+
+// ---- heatmap panels -------------------------------------------------------------------------
+
+// `id` for values on [0, max]: the diverging coolwarm gives way to viridis.
+ColormapId sequential_colormap(ColormapId id);
+// The largest finite value, or 1 when none is above 0 (the top of a [0, max] colour scale).
+float largest_finite(const std::vector<float>& values);
+// A heatmap figure (heatmap_figure.h) as a panel of kind `kind`: its matrix cols/m x rows/m panel
+// sides (m: the longer of the two) times `scale`; left the room of the row labels, right that of
+// the colorbar, top a caption line, bottom the column labels, measured on `device`.
+FlowPanel heatmap_flow_panel(int kind, const HeatmapData& data, const FigureStyle& style, const FigureText& text,
+                             const QPaintDevice* device, double scale = 1.0);
+// The colour that outlines a heatmap's cells: contrasting with the low end of its colormap.
+QColor heatmap_outline_color(const HeatmapData& data);
+// `rect` outlined, `width` wide, with square corners.
+void draw_outline(QPainter& painter, const QRectF& rect, const QColor& colour, double width);
+// A vertical line at `x` across `matrix`, a little beyond its top and bottom (a boundary between
+// columns), `width` wide.
+void draw_column_boundary(QPainter& painter, const QRectF& matrix, double x, const QColor& colour, double width,
+                          const FigureText& text);
+
 // ---- plot axes --------------------------------------------------------------------------------
 
 struct PlotAxis {
@@ -189,6 +255,20 @@ std::int64_t variant_param_max(const std::string& variant, const std::string& ke
 // "layer", "head" and "tokens" (the token texts), indented by one space.
 QByteArray view_json_bytes(nlohmann::json j, int layer, int head, const QStringList& tokens);
 
+// view_json_bytes written to `path` atomically; throws IoError when it cannot be written.
+void write_view_json(const QString& path, nlohmann::json j, int layer, int head, const QStringList& tokens);
+
+// The data format `path` names: its extension in lower case, when it is one of `formats`.
+// Throws ParamError "cannot export '<path>' from view '<view>': data formats are .csv, .json"
+// otherwise.
+QString view_data_format(const std::string& view, const QString& path, const QStringList& formats);
+
+// A view's figure: `size` (points), `title`, `description`, drawn by `draw` for a copy of
+// `context` in `style`.
+using ViewFigureDraw = std::function<void(QPainter&, const QRectF&, const ViewContext&, const FigureStyle&)>;
+PaintedFigure view_painted_figure(const QSizeF& size, const QString& title, const QString& description,
+                                  const ViewContext& context, const FigureStyle& style, ViewFigureDraw draw);
+
 // The extras of the context's layer as X, or nullptr (no result, no such layer, another kind).
 template <typename X>
 const X* layer_extras(const ViewContext& context) {
@@ -219,6 +299,22 @@ const X* model_layer_extra(const ViewContext& context, std::string_view kind) {
   if (layer < 0) return nullptr;
   return dynamic_cast<const X*>(context.result->layers[static_cast<std::size_t>(layer)].layer_extra(kind));
 }
+
+// The extra of model view `view` (model_layer_extra for `kind`), after check_view_context; throws
+// ParamError "view '<view>': <missing>" when no layer carries one.
+template <typename X>
+const X& checked_model_layer_extra(const ViewContext& context, const std::string& view, std::string_view kind,
+                                   const char* missing) {
+  check_view_context(view_spec(view), context);
+  const X* extra = model_layer_extra<X>(context, kind);
+  if (!extra) throw ParamError("view '" + view + "': " + missing);
+  return *extra;
+}
+
+// The context's highlighted token when it is one of the `tokens` drawn, else -1.
+int highlighted_token(const ViewContext& context, std::int64_t tokens);
+// The type of `layer` of `result`, `fallback` when the result names none.
+QString layer_type_name(const PlaygroundResult& result, int layer, const QString& fallback);
 
 // The extras view `view` draws, after check_view_context; throws ParamError naming the view and
 // the layer when that layer carries no `trace_name` trace.
