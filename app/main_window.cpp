@@ -757,7 +757,13 @@ void MainWindow::refreshViews() {
   const HeatmapDataPtr heatmap_data = attention_heatmap(*result_, layer, head, cmap);
   if (heatmap_) heatmap_->setData(heatmap_data);
   if (figure_view_) figure_view_->setData(heatmap_data);
-  head_grid_->setHeads(layer_heatmaps(*result_, layer, cmap), layer);
+  if (result_->layers[static_cast<std::size_t>(layer)].weights.empty()) {
+    head_grid_->showNoHeads(layer, tr("Layer %1 (%2) has no attention heads.")
+                                       .arg(layer)
+                                       .arg(QString::fromStdString(result_->layer_types[static_cast<std::size_t>(layer)])));
+  } else {
+    head_grid_->setHeads(layer_heatmaps(*result_, layer, cmap), layer);
+  }
   head_grid_->setCurrentHead(head);
 
   const ViewContext context = viewContext();
@@ -789,10 +795,10 @@ void MainWindow::refreshViews() {
 void MainWindow::updateStatus() {
   if (!result_) return;
   const PlaygroundResult& r = *result_;
-  status_label_->setText(tr("%1 tokens · %2 (%3) · %4 layers × %5 heads · %6 ms · peak %7 · %8")
+  status_label_->setText(tr("%1 tokens · %2 (%3) · %4 × %5 heads · %6 ms · peak %7 · %8")
                              .arg(r.length())
                              .arg(QString::fromStdString(r.model.name), QString::fromStdString(r.weights_source))
-                             .arg(r.layers.size())
+                             .arg(r.layers.size() == 1 ? tr("1 layer") : tr("%1 layers").arg(r.layers.size()))
                              .arg(r.heads())
                              .arg(r.forward_ms, 0, 'f', 1)
                              .arg(bytes_text(r.peak_bytes), QString::fromStdString(r.device.describe())));

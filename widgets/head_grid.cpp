@@ -22,10 +22,17 @@ HeadGrid::HeadGrid(QWidget* parent) : QWidget(parent) {
 void HeadGrid::setHeads(std::vector<HeatmapDataPtr> heads, int layer) {
   heads_ = std::move(heads);
   layer_ = layer;
+  empty_reason_.clear();
   thumbnails_.clear();
   for (const auto& h : heads_) thumbnails_.push_back(thumbnail(*h));
   current_ = std::clamp(current_, 0, std::max(0, static_cast<int>(heads_.size()) - 1));
   updateGeometry();
+  update();
+}
+
+void HeadGrid::showNoHeads(int layer, const QString& why) {
+  setHeads({}, layer);
+  empty_reason_ = why;
   update();
 }
 
@@ -115,7 +122,8 @@ void HeadGrid::paintEvent(QPaintEvent*) {
   p.fillRect(rect(), palette().color(QPalette::Window));
   if (heads_.empty()) {
     p.setPen(palette().color(QPalette::PlaceholderText));
-    p.drawText(rect(), Qt::AlignCenter | Qt::TextWordWrap, tr("Heads appear here once the text is computed."));
+    p.drawText(rect().adjusted(8, 8, -8, -8), Qt::AlignCenter | Qt::TextWordWrap,
+               empty_reason_.isEmpty() ? tr("Heads appear here once the text is computed.") : empty_reason_);
     return;
   }
   const QColor text = palette().color(QPalette::WindowText);

@@ -18,6 +18,8 @@ class HeadGrid : public QWidget {
   explicit HeadGrid(QWidget* parent = nullptr);
 
   void setHeads(std::vector<HeatmapDataPtr> heads, int layer);
+  // No heads to show for `layer` (a layer without attention); the panel says `why`.
+  void showNoHeads(int layer, const QString& why);
   const std::vector<HeatmapDataPtr>& heads() const { return heads_; }
   int layer() const { return layer_; }
   void setCurrentHead(int head);
@@ -50,6 +52,7 @@ class HeadGrid : public QWidget {
   std::vector<HeatmapDataPtr> heads_;
   std::vector<QImage> thumbnails_;
   int layer_ = 0;
+  QString empty_reason_;  // why there are no heads (a layer without attention), or empty
   int current_ = 0;
   int hovered_head_ = -1;
   int highlighted_token_ = -1;

@@ -9,14 +9,29 @@
 #include "layers/moe.h"
 #include "layers/perceiver_ar.h"
 #include "layers/sparse_ff.h"
+#include "layers/sparse_qkv.h"
 
 namespace attnlab {
+namespace {
+
+// The transformer layer's own choice: dense projections or the Scaling Transformers' sparse
+// Q/K/V (layers/sparse_qkv.h), whose kernel sizes follow.
+std::vector<ParamSpec> transformer_params() {
+  std::vector<ParamSpec> p = {ParamSpec::choice(
+      "qkv", "Q/K/V projections", "dense", {"dense", "sparse"},
+      "dense: three D × D projections; sparse: Scaling Transformers' multiplicative layer shared by q, k, v, then a "
+      "small causal convolution each (length_kernel, module_kernel)")};
+  for (const ParamSpec& s : SparseQkv::schema()) p.push_back(s);
+  return p;
+}
+
+}  // namespace
 
 const std::vector<LayerTypeSpec>& layer_types() {
   static const std::vector<LayerTypeSpec> types = {
       {"transformer", "Transformer layer", "Vaswani et al. 2017, Attention Is All You Need",
        "Multi-head attention with the layer's variant, then the feed-forward part, both pre-LN residual.",
-       LayerAttention::Variant, false, "dense", {}},
+       LayerAttention::Variant, false, "dense", transformer_params()},
       {"universal", "Universal Transformer with ACT", "Dehghani et al. 2019, Universal Transformers",
        "One shared block applied again and again; each token halts when its halting probability reaches 1 − ε.",
        LayerAttention::Variant, false, "dense", AdaptiveComputationTime::schema()},

@@ -268,8 +268,10 @@ const std::vector<ModelConfig>& builtin_models() {
       LayerSpec sparse;
       sparse.ffn = "sparse_ff";
       sparse.ffn_params = {{"block_size", 32}, {"d_lowrank", 64}};
+      sparse.params = {{"qkv", "sparse"}};
       m.push_back(small("scaling-sparse",
-                        "4 layers with sparse feed-forward: one of 32 units per block active (Scaling Transformers)",
+                        "4 layers with sparse Q/K/V and sparse feed-forward: one of 32 units per block active "
+                        "(Scaling Transformers)",
                         repeat(sparse, 4)));
     }
     {

@@ -35,10 +35,20 @@ ModelLayer ModelLayer::seeded(const LayerSpec& spec, const ModelConfig& c, std::
   // Seeds keep the plain encoder's stream names, so a plain stack draws the same weights as before.
   const auto attention_mixer = [&] {
     return AttentionMixer{LayerNorm::identity(c.d_model),
-                          MultiHeadAttention::seeded(c.d_model, c.heads, Rng::derive(seed, "attention"), c.qk_gain)};
+                          MultiHeadAttention::seeded(c.d_model, c.heads, Rng::derive(seed, "attention"), c.qk_gain),
+                          std::nullopt};
   };
   const std::string& type = spec.type;
-  if (type == "transformer") layer.mixer_ = attention_mixer();
+  if (type == "transformer") {
+    AttentionMixer m = attention_mixer();
+    const Params p = schema_params(layer_type("transformer").params, spec.params);
+    if (p.get_choice("qkv") == "sparse") {
+      Params qkv(SparseQkv::schema());
+      for (const ParamSpec& s : SparseQkv::schema()) qkv.set(s.key, p.get(s.key));
+      m.sparse_qkv = SparseQkv::seeded(c.d_model, c.heads, c.d_ff, qkv, Rng::derive(seed, "sparse_qkv"));
+    }
+    layer.mixer_ = std::move(m);
+  }
   else if (type == "universal") layer.mixer_ = UniversalMixer{attention_mixer(), seed_part<AdaptiveComputationTime>(spec, c, Rng::derive(seed, "act"))};
   else if (type == "block_recurrent") layer.mixer_ = seed_part<BlockRecurrentLayer>(spec, c, Rng::derive(seed, "mixer"));
   else if (type == "perceiver_ar") layer.mixer_ = seed_part<PerceiverArLayer>(spec, c, Rng::derive(seed, "mixer"));
@@ -66,7 +76,12 @@ void ModelLayer::visit_weights(const std::string& prefix, WeightTable& table) {
         using M = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<M, AttentionMixer>) {
           table.norm(prefix + "norm_attention", m.norm, D);
-          table.attention(prefix + "attention", m.attention, D);
+          if (m.sparse_qkv) {
+            m.sparse_qkv->visit_weights(prefix + "attention.sparse_qkv.", table);
+            table.linear(prefix + "attention.w_o", m.attention.w_o, D, D);
+          } else {
+            table.attention(prefix + "attention", m.attention, D);
+          }
         } else if constexpr (std::is_same_v<M, UniversalMixer>) {
           table.norm(prefix + "norm_attention", m.block.norm, D);
           table.attention(prefix + "attention", m.block.attention, D);
@@ -112,7 +127,15 @@ AttentionOptions ModelLayer::resolved(const AttentionOptions& options) const {
 
 RowMatrix ModelLayer::attend(const AttentionMixer& m, const RowMatrix& x, const AttentionOptions& options,
                              Trace* trace) const {
-  return m.attention.forward(m.norm.forward(x), options, trace);
+  if (!m.sparse_qkv) return m.attention.forward(m.norm.forward(x), options, trace);
+  // Sparse Q/K/V: the same attention call and output projection, other projections.
+  if (!options.variant) throw ParamError("multi-head attention needs an attention variant");
+  const SparseQkv::Projections p = m.sparse_qkv->project(m.norm.forward(x));
+  const Tensor q = split_heads(p.q, heads_), k = split_heads(p.k, heads_), v = split_heads(p.v, heads_);
+  const AttentionInput input{q, k, v, options.causal, options.key_padding, options.params, options.seed, options.cancel};
+  const Tensor attended = run_attention(*options.variant, input, trace);
+  if (options.probe) options.probe->observe(options.layer, input, attended, trace);
+  return m.attention.w_o.forward(merge_heads(attended));
 }
 
 RowMatrix ModelLayer::feed_forward(const RowMatrix& x, const AttentionOptions& options, Trace* trace) const {

@@ -3,19 +3,21 @@
 //
 //   x: [L, D] -> mixer -> h: [L, D] -> h + FFN(LN(h)): [L, D]
 //
-//   transformer      h = x + MHA(LN(x))            (MHA runs the layer's attention variant)
+//   transformer      h = x + MHA(LN(x))            (MHA runs the layer's attention variant; with
+//                    params.qkv = "sparse" its q, k, v come from layers/sparse_qkv.h)
 //   universal        the block b(s) = s + MHA(LN(s)), then + FFN(LN(·)), applied with ACT halting
 //   block_recurrent, perceiver_ar, infinity_former, mega, gss
 //                    h = the part's own forward (its residuals inside; layers/<part>.h)
 //
 // Weights under "layers.{i}.": transformer and universal keep the names of the plain encoder
 // (norm_attention, attention.w_*, norm_ff, ff.*) so older weight files still load; universal adds
-// act.halting; the other types put their weights under "mixer."; feed-forward parts under "ff."
+// act.halting, sparse Q/K/V attention.sparse_qkv.* (and attention.w_o only); the other types put their weights under "mixer."; feed-forward parts under "ff."
 // (moe: ff.router, ff.experts.{e}.up/down; sparse_ff: ff.up, ff.down, ff.controller.m1/m2).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -31,6 +33,7 @@
 #include "layers/multi_head_attention.h"
 #include "layers/perceiver_ar.h"
 #include "layers/sparse_ff.h"
+#include "layers/sparse_qkv.h"
 #include "layers/weight_table.h"
 #include "models/model_config.h"
 
@@ -61,7 +64,8 @@ class ModelLayer {
  private:
   struct AttentionMixer {
     LayerNorm norm;
-    MultiHeadAttention attention;
+    MultiHeadAttention attention;  // with sparse_qkv, only its w_o is used (and saved)
+    std::optional<SparseQkv> sparse_qkv;
   };
   struct UniversalMixer {
     AttentionMixer block;  // shared by every step; the layer's FFN completes the block

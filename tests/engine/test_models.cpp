@@ -6,6 +6,8 @@
 #include "attention/registry.h"
 #include "layers/act.h"
 #include "layers/moe.h"
+#include "layers/sparse_qkv.h"
+#include "layers/weight_table.h"
 #include "models/encoder.h"
 #include "models/layer_types.h"
 #include "models/playground.h"
@@ -221,6 +223,46 @@ class TestModels : public QObject {
     const RowMatrix a = moe_model.forward(ids, run_options("softmax", false)).hidden;
     const RowMatrix b = dense.forward(ids, run_options("softmax", false)).hidden;
     QVERIFY((a - b).cwiseAbs().maxCoeff() < 1e-5f);
+  }
+
+  // A transformer layer with params.qkv = "sparse" feeds the attention the Scaling Transformers'
+  // projections of its normalised input, saved under attention.sparse_qkv.* with no W_q/W_k/W_v.
+  void sparse_qkv_layers_attend_with_the_sparse_projections() {
+    LayerSpec sparse;
+    sparse.params = {{"qkv", "sparse"}};
+    const ModelConfig c = small_config({sparse});
+    const Encoder model = Encoder::seeded(c, 8);
+    const SafetensorsFile w = model.to_weights();
+    QVERIFY(w.tensors.count("layers.0.attention.sparse_qkv.gating"));
+    QVERIFY(w.tensors.count("layers.0.attention.w_o.weight"));
+    QVERIFY(!w.tensors.count("layers.0.attention.w_q.weight"));
+
+    struct Capture final : AttentionProbe {
+      Tensor q, k, v;
+      void observe(std::int64_t, const AttentionInput& in, const Tensor&, const Trace*) override {
+        q = in.q;
+        k = in.k;
+        v = in.v;
+      }
+    } capture;
+    const auto ids = some_ids(21);
+    EncoderRunOptions o = run_options("softmax", false);
+    o.probe = &capture;
+    model.forward(ids, o);
+    // The reference: the saved sparse weights in a SparseQkv of our own, applied to LN(embedding).
+    SparseQkv reference = SparseQkv::seeded(32, 4, 64, Params(SparseQkv::schema()), 12345);
+    WeightReader reader(w);
+    reference.visit_weights("layers.0.attention.sparse_qkv.", reader);
+    RowMatrix x(21, 32);
+    const RowMatrix pe = sinusoidal_positions(21, 32);
+    for (int i = 0; i < 21; ++i) x.row(i) = w.tensors.at("embed.weight").matrix().row(ids[static_cast<std::size_t>(i)]) * std::sqrt(32.0f) + pe.row(i);
+    const SparseQkv::Projections p = reference.project(LayerNorm::identity(32).forward(x));
+    QVERIFY((merge_heads(capture.q) - p.q).cwiseAbs().maxCoeff() < 1e-5f);
+    QVERIFY((merge_heads(capture.k) - p.k).cwiseAbs().maxCoeff() < 1e-5f);
+    QVERIFY((merge_heads(capture.v) - p.v).cwiseAbs().maxCoeff() < 1e-5f);
+    EXPECT_ERROR(ParamError, ModelConfig::from_json(nlohmann::json{{"name", "x"}, {"d_model", 32}, {"heads", 4}, {"d_ff", 64},
+                                                                   {"layers", {{{"params", {{"qkv", "lowrank"}}}}}}}),
+                 "layer 0 (transformer) params: ");
   }
 
   void playground_reports_each_layers_type_and_attention() {
