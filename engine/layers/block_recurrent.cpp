@@ -93,10 +93,6 @@ BlockRecurrentGate parse_gate(const std::string& name) {
   throw ParamError("gate=" + name + " is not allowed; gate: one of lstm, fixed, full");
 }
 
-void require_positive(const char* name, std::int64_t value) {
-  if (value < 1) throw ParamError(std::string(name) + "=" + std::to_string(value) + " is not allowed; it must be at least 1");
-}
-
 // One forward pass: the buffers it needs and its steps.
 class Run {
  public:
@@ -376,12 +372,7 @@ const std::vector<ParamSpec>& BlockRecurrentLayer::schema() {
 
 BlockRecurrentLayer BlockRecurrentLayer::seeded(std::int64_t d_model, std::int64_t heads, std::int64_t d_ff,
                                                 const Params& params, std::uint64_t seed) {
-  require_positive("d_model", d_model);
-  require_positive("heads", heads);
-  require_positive("d_ff", d_ff);
-  if (d_model % heads != 0) {
-    throw ParamError("heads=" + std::to_string(heads) + " does not divide d_model=" + std::to_string(d_model));
-  }
+  check_layer_sizes(d_model, heads, d_ff);
   BlockRecurrentLayer l;
   l.d_model = d_model;
   l.heads = heads;

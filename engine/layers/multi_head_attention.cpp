@@ -5,6 +5,15 @@
 
 namespace attnlab {
 
+void check_layer_sizes(std::int64_t d_model, std::int64_t heads, std::int64_t d_ff) {
+  for (const auto& [name, value] : {std::pair{"d_model", d_model}, {"heads", heads}, {"d_ff", d_ff}}) {
+    if (value < 1) throw ParamError(std::string(name) + "=" + std::to_string(value) + " is not allowed; it must be at least 1");
+  }
+  if (d_model % heads != 0) {
+    throw ParamError("heads=" + std::to_string(heads) + " does not divide d_model=" + std::to_string(d_model));
+  }
+}
+
 Tensor split_heads(const RowMatrix& x, std::int64_t heads) {
   const std::int64_t L = x.rows(), D = x.cols();
   if (heads <= 0 || D % heads != 0) {

@@ -45,6 +45,10 @@ struct MultiHeadAttention {
   RowMatrix forward(const RowMatrix& x, const AttentionOptions& options, Trace* trace) const;
 };
 
+// The sizes every layer part takes: d_model, heads and d_ff at least 1, heads dividing d_model.
+// Throws ParamError naming the value.
+void check_layer_sizes(std::int64_t d_model, std::int64_t heads, std::int64_t d_ff);
+
 // [L, H·d] -> [H, L, d]
 Tensor split_heads(const RowMatrix& x, std::int64_t heads);
 // [H, L, d] -> [L, H·d]

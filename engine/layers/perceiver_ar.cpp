@@ -44,10 +44,6 @@ void cross_attend(const ConstRows& q, const ConstRows& k, const ConstRows& v, st
   }
 }
 
-void require_positive(const char* name, std::int64_t value) {
-  if (value < 1) throw ParamError(std::string(name) + "=" + std::to_string(value) + " is not allowed; it must be at least 1");
-}
-
 }  // namespace
 
 nlohmann::json PerceiverTrace::to_json() const {
@@ -77,12 +73,7 @@ const std::vector<ParamSpec>& PerceiverArLayer::schema() {
 
 PerceiverArLayer PerceiverArLayer::seeded(std::int64_t d_model, std::int64_t heads, std::int64_t d_ff,
                                           const Params& params, std::uint64_t seed) {
-  require_positive("d_model", d_model);
-  require_positive("heads", heads);
-  require_positive("d_ff", d_ff);
-  if (d_model % heads != 0) {
-    throw ParamError("heads=" + std::to_string(heads) + " does not divide d_model=" + std::to_string(d_model));
-  }
+  check_layer_sizes(d_model, heads, d_ff);
   PerceiverArLayer l;
   l.d_model = d_model;
   l.heads = heads;

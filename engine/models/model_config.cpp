@@ -34,7 +34,7 @@ void check_params(const std::vector<ParamSpec>& schema, const nlohmann::json& ov
 
 }  // namespace
 
-void LayerSpec::validate(std::size_t index, std::int64_t, std::int64_t, std::int64_t) const {
+void LayerSpec::validate(std::size_t index) const {
   const LayerTypeSpec& t = layer_type(type);
   const std::string where = layer_name(index, type);
   if (attention != "inherit") {
@@ -121,7 +121,7 @@ void ModelConfig::validate() const {
                      std::to_string(heads));
   }
   if (!(qk_gain > 0.0f && qk_gain <= 16.0f)) throw ParamError("model qk_gain must be in (0, 16]");
-  for (std::size_t i = 0; i < layers.size(); ++i) layers[i].validate(i, d_model, heads, d_ff);
+  for (std::size_t i = 0; i < layers.size(); ++i) layers[i].validate(i);
 }
 
 nlohmann::json ModelConfig::to_json() const {

@@ -37,7 +37,7 @@ struct LayerSpec {
   bool reversible = false;
 
   // Checks every name and value against its schema; throws ParamError naming layer `index`.
-  void validate(std::size_t index, std::int64_t d_model, std::int64_t heads, std::int64_t d_ff) const;
+  void validate(std::size_t index) const;
   // The full form (every key written, no "repeat").
   nlohmann::json to_json() const;
   // Unknown keys are refused; "repeat" is read by ModelConfig.

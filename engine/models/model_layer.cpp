@@ -102,11 +102,6 @@ void ModelLayer::visit_weights(const std::string& prefix, WeightTable& table) {
       ff_);
 }
 
-const Attention* ModelLayer::variant(const Attention* inherited) const {
-  if (layer_type(spec_.type).attention != LayerAttention::Variant) return nullptr;
-  return own_variant_ ? own_variant_ : inherited;
-}
-
 std::string ModelLayer::variant_name(const std::string& inherited) const {
   switch (layer_type(spec_.type).attention) {
     case LayerAttention::Variant: return own_variant_ ? own_variant_->spec().name : inherited;

@@ -47,9 +47,8 @@ class ModelLayer {
   const LayerSpec& spec() const { return spec_; }
   void visit_weights(const std::string& prefix, WeightTable& table);
 
-  // The variant this layer runs: its own, or `inherited` when the spec says "inherit"; null for
-  // a layer whose attention is its own or that has none.
-  const Attention* variant(const Attention* inherited) const;
+  // What this layer runs: its own variant's name, `inherited` for an "inherit" layer, the type's
+  // name for a layer with its own attention, "none" for a layer without.
   std::string variant_name(const std::string& inherited) const;
 
   // x: [L, D] -> [L, D]. `options` carries the run's (inherited) variant, seed, causal flag,

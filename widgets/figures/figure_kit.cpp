@@ -478,4 +478,10 @@ int model_view_layer(const ViewContext& context, std::string_view kind) {
   return -1;
 }
 
+double widest_text(const QFontMetricsF& fm, const QStringList& texts) {
+  double w = 0;
+  for (const QString& s : texts) w = std::max(w, fm.horizontalAdvance(s));
+  return w;
+}
+
 }  // namespace attnlab

@@ -35,6 +35,7 @@
 #include "figures/heatmap_figure.h"
 #include "trace_view.h"
 
+class QFontMetricsF;
 class QPainter;
 class QPaintDevice;
 
@@ -58,6 +59,8 @@ struct FigureText {
 };
 
 FigureText measure_figure_text(const FigureStyle& style, const QPaintDevice* device, const FigureTextSpec& spec = {});
+// The largest horizontal advance of `texts` in `fm` (room for tick or legend labels).
+double widest_text(const QFontMetricsF& fm, const QStringList& texts);
 // The font `factor` times larger, whether it is sized in points or pixels.
 QFont scaled_font(const QFont& font, double factor);
 

@@ -112,12 +112,6 @@ Content gather(const ViewContext& context, const PerceiverFigureOptions& options
   return c;
 }
 
-double widest(const QFontMetricsF& fm, const QStringList& texts) {
-  double w = 0;
-  for (const QString& s : texts) w = std::max(w, fm.horizontalAdvance(s));
-  return w;
-}
-
 std::vector<FlowPanel> make_panels(const Content& c, const FigureStyle& style, const FigureText& t, const QPaintDevice* device) {
   const QFontMetricsF fm(t.label, device);
   const double caption = t.line + t.gap;
@@ -125,8 +119,8 @@ std::vector<FlowPanel> make_panels(const Content& c, const FigureStyle& style, c
   // The cross-attention is the figure's subject: a wide one spans the two panels below it.
   const double aspect = static_cast<double>(std::max(1, c.cross.cols)) / std::max(1, c.cross.rows);
   panels.push_back(heatmap_flow_panel(static_cast<int>(PanelKind::Cross), c.cross, style, t, device, std::clamp(aspect, 1.0, kCrossScale)));
-  const double tick_w = widest(fm, {QStringLiteral("0.5"), QStringLiteral("1")});
-  const double x_label = widest(fm, {QString::number(std::max<std::int64_t>(0, c.length - 1))});
+  const double tick_w = widest_text(fm, {QStringLiteral("0.5"), QStringLiteral("1")});
+  const double x_label = widest_text(fm, {QString::number(std::max<std::int64_t>(0, c.length - 1))});
   panels.push_back(FlowPanel{static_cast<int>(PanelKind::Mass), 1, kMassUnitHeight, t.line + t.gap + tick_w + t.gap,
                              0.5 * x_label + t.gap, caption, 0.5 * t.gap + 2 * t.line + t.gap});
   if (c.latent_layer >= 0) {

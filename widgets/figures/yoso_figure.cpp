@@ -117,19 +117,13 @@ std::pair<PlotAxis, PlotAxis> error_axes(const Content& c) {
   return {PlotAxis{1.0, m, true, {}}, decade_axis(lo, hi)};
 }
 
-double widest(const QFontMetricsF& fm, const QStringList& texts) {
-  double w = 0;
-  for (const QString& s : texts) w = std::max(w, fm.horizontalAdvance(s));
-  return w;
-}
-
 std::vector<FlowPanel> make_panels(const Content& c, const FigureStyle& style, const FigureText& t, const QPaintDevice* device) {
   const QFontMetricsF fm(t.label, device);
   const double caption = t.line + t.gap;
   // Plots: tick labels and an axis title on the left and below.
-  const double tick_w = widest(fm, {decade_label(-6), QStringLiteral("0.75"), decade_label(-3)});
+  const double tick_w = widest_text(fm, {decade_label(-6), QStringLiteral("0.75"), decade_label(-3)});
   // Room on the right for half an x tick label ("180°", "256") centred on the last tick.
-  const double plot_right = 0.5 * widest(fm, {QStringLiteral("180°"), QStringLiteral("256")}) + t.gap;
+  const double plot_right = 0.5 * widest_text(fm, {QStringLiteral("180°"), QStringLiteral("256")}) + t.gap;
   const FlowPanel plot{static_cast<int>(PanelKind::Collision), 1, 1, t.line + t.gap + tick_w + t.gap, plot_right, caption,
                        0.5 * t.gap + 2 * t.line + t.gap};
   // The two kernels first and next to each other (one colour scale), then their difference,
@@ -358,7 +352,7 @@ void draw_collision_plot(QPainter& painter, const YosoFigureLayout& layout, cons
   // out when the plot is too small to hold it clear of the data.
   const QString curve_text = QStringLiteral("(1 − θ/π)") + superscript(e.hash_bits());
   const QString points_text = QStringLiteral("measured B̂ (5° bins)");
-  const double legend_w = 1.6 * t.line + t.gap + widest(fm, {curve_text, points_text});
+  const double legend_w = 1.6 * t.line + t.gap + widest_text(fm, {curve_text, points_text});
   if (legend_w > 0.75 * plot.width() || 2.5 * t.line > 0.3 * plot.height()) {
     painter.restore();
     return;
@@ -409,7 +403,7 @@ void draw_error_plot(QPainter& painter, const YosoFigureLayout& layout, const Co
   painter.save();
   painter.setFont(t.label);
   const QFontMetricsF fm(t.label, painter.device());
-  const double legend_w = 1.6 * t.line + t.gap + widest(fm, {QStringLiteral("head 00"), QStringLiteral("∝ 1/√m′")});
+  const double legend_w = 1.6 * t.line + t.gap + widest_text(fm, {QStringLiteral("head 00"), QStringLiteral("∝ 1/√m′")});
   if (legend_w > 0.75 * plot.width() || 2.5 * t.line > 0.3 * plot.height()) {
     painter.restore();
     return;
