@@ -8,12 +8,20 @@
 //   with --kernel-scaling: causal linear / performer / softmax at L = 1k, 4k, 16k, 64k (issue 4)
 //   with --model-scaling: the block-recurrent and perceiver-ar presets beside a softmax model of
 //   the same width and depth at L = 1k, 4k, 16k, whole forward pass, causal (issue 5)
+//   with --decoding: autoregressive decoding, tokens/s for N = 256 … 16384 with exact attention
+//   (KV cache, and recomputing the prefix) against the recurrent forms of linear and performer,
+//   and linear / KV cache at each N (issue 6, "Transformers are RNNs")
+//   with --targets: issue 6's targets in one run — softmax at L = 4096 against the sgemm rate, the
+//   time slopes of six variants against their ranges, the 512-token keystroke of every variant
+//   against the floor set by the model's dense products
 //
-// Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--only SECTION,...]
+// Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--model-scaling] [--decoding] [--targets]
+//                      [--only SECTION,...]
 //   The default run takes about a minute (run under xvfb-run for the GL figure). --kernel-scaling
 //   adds the long-length section, about half a minute more on a 2-core machine, most of it causal
-//   softmax at L = 65536. --only runs just the named sections: softmax, playground,
-//   variants, reversible, gemm, gl, kernel-scaling, model-scaling.
+//   softmax at L = 65536; --decoding about a minute, most of it the KV cache at 16384 tokens and
+//   the prefix recomputation up to its time budget. --only runs just the named sections: softmax,
+//   playground, variants, reversible, gemm, gl, kernel-scaling, model-scaling, decoding, targets.
 #include <QApplication>
 #include <QImage>
 #include <QPainter>
@@ -25,17 +33,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "attention/registry.h"
 #include "bench/activation_memory.h"
+#include "bench/complexity.h"
+#include "bench/decoding.h"
 #include "bench/gemm_probe.h"
+#include "core/allocator.h"
 #include "core/memory_meter.h"
 #include "core/device.h"
 #include "core/rng.h"
@@ -44,7 +51,6 @@
 #include "figures/heatmap_figure.h"
 #include "heatmap_view.h"
 #include "trace_view.h"
-#include "models/encoder.h"
 #include "models/playground.h"
 
 using namespace attnlab;
@@ -194,27 +200,6 @@ void bench_variants_long(int repeats) {
 
 // ---- issue 4: causal kernel attention against exact softmax at long lengths -------------------
 
-// Resident set size of this process now (VmRSS) in bytes, 0 if unknown.
-std::int64_t resident_bytes() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  long kib = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, "VmRSS:", 6) == 0 && std::sscanf(line + 6, "%ld", &kib) == 1) break;
-  std::fclose(f);
-  return static_cast<std::int64_t>(kib) * 1024;
-}
-
-// Sets the process high-water mark (VmHWM) back to the current RSS, so that it measures one call
-// (Linux: "5" written to /proc/self/clear_refs). False where the system does not allow it.
-bool reset_process_high_water() {
-  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (!f) return false;
-  const bool written = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && written;
-}
-
 struct LongRun {
   Stats time;
   int timed_runs = 0;
@@ -227,11 +212,9 @@ struct LongRun {
 template <typename F>
 LongRun measure_long(int repeats, F&& call) {
   memory::release_cached_blocks();
-#ifdef __GLIBC__
-  malloc_trim(0);  // hand freed heap pages back, so that the call's own pages show in the high-water mark
-#endif
-  const bool high_water_known = reset_process_high_water();
-  const std::int64_t resident_before = resident_bytes();
+  memory::trim_heap();  // hand freed heap pages back, so that the call's own pages show in the high-water mark
+  const bool high_water_known = memory::reset_process_high_water();
+  const std::int64_t resident_before = memory::process_resident_bytes();
   const std::int64_t held_before = memory::current_bytes();
   memory::reset_peak();
   Timer first;
@@ -347,42 +330,100 @@ void bench_kernel_scaling() {
 // Issue 5's speed claim: the block-recurrent and perceiver-ar presets run long texts in time and
 // memory linear in L, where a softmax model of the same width and depth (4 layers, d_model 256,
 // 8 heads, d_ff 1024; the fast blockwise softmax, no L x L matrix) grows as L². Whole model
-// forward pass without traces, causal, seeded weights, token ids cycling through the vocabulary.
+// forward pass without traces, causal, seeded weights, token ids cycling through the vocabulary:
+// the model entries of run_complexity (bench/complexity.h), which measures memory on the first
+// (cold) call and times 3 more.
 void bench_model_scaling() {
   const std::vector<std::int64_t> lengths = {1024, 4096, 16384};
-  ModelConfig softmax = builtin_model("tiny-encoder");
-  softmax.name = "softmax (tiny-encoder)";
-  softmax.max_length = 65536;
-  const std::vector<ModelConfig> models = {builtin_model("block-recurrent"), builtin_model("perceiver-ar"), softmax};
+  ComplexityOptions o;
+  o.variants = {"model:block-recurrent", "model:perceiver-ar", "model:tiny-encoder"};
+  o.lengths = lengths;
+  o.causal = true;
+  o.repeats = 3;
+  o.seed = 1;
   std::printf("\nmodel forward, causal, no traces, d_model 256, 8 heads: median ms (runs) / engine peak MiB / "
               "process high-water growth MiB\n");
   std::printf("%-24s", "model");
   for (std::int64_t L : lengths) std::printf(" %30lld", static_cast<long long>(L));
   std::printf("   slope time  slope memory (4k..16k)\n");
-  for (const ModelConfig& config : models) {
-    const Encoder model = Encoder::seeded(config, 1);
-    EncoderRunOptions options;
-    options.variant = &Registry::builtin().get("softmax");
-    options.causal = true;
-    options.trace = false;
-    std::printf("%-24s", config.name.c_str());
-    std::vector<double> xs, times, peaks;
-    for (std::int64_t L : lengths) {
-      std::vector<std::int32_t> ids(static_cast<std::size_t>(L));
-      for (std::int64_t i = 0; i < L; ++i) ids[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7919) % config.vocab_size);
-      const int repeats = 3;  // after the first (cold) call, which measures memory
-      const LongRun run = measure_long(repeats, [&] { (void)model.forward(ids, options); });
-      std::printf(" %12.0f (%d) / %6.1f / %6.1f", run.time.median, run.timed_runs, mib(run.peak_bytes),
-                  run.high_water_growth >= 0 ? mib(run.high_water_growth) : -1.0);
-      std::fflush(stdout);
-      if (L >= 4096) {
-        xs.push_back(static_cast<double>(L));
-        times.push_back(run.time.median);
-        peaks.push_back(static_cast<double>(run.peak_bytes));
+  const auto label = [](const std::string& entry) {
+    const std::string name = entry.substr(entry.find(':') + 1);
+    return name == "tiny-encoder" ? "softmax (tiny-encoder)" : name;
+  };
+  std::vector<ComplexityRow> rows;
+  o.on_row = [&](const ComplexityRow& row) {
+    rows.push_back(row);
+    if (row.length == lengths.front()) std::printf("%-24s", label(row.variant).c_str());
+    if (row.status == "ok") {
+      const int runs = row.median_ms > o.time_budget_ms ? 1 : o.repeats;
+      std::printf(" %12.0f (%d) / %6.1f / %6.1f", row.median_ms, runs, mib(row.peak_bytes),
+                  row.high_water_bytes > 0 ? mib(row.high_water_bytes) : -1.0);
+    } else {
+      std::printf(" %30s", row.status.substr(0, 30).c_str());
+    }
+    if (row.length == lengths.back()) {
+      const ComplexityFit fit = fit_complexity(row.variant, rows);  // over the largest half: 4k..16k
+      std::printf("   %10.2f  %12.2f\n", fit.time_slope, fit.memory_slope);
+    }
+    std::fflush(stdout);
+  };
+  run_complexity(o);
+}
+
+// Issue 6's decoding claim ("Transformers are RNNs", §3.4): generating N tokens one at a time
+// costs O(N²·d) with exact attention and a KV cache (each step reads the whole cache), O(N³·d)
+// recomputing the prefix without one, and O(N·F·dv) with the recurrent forms, whose state does
+// not grow. One head, d = dv = 64, one thread per step loop; median of 3 runs after a warm-up,
+// 10 s budget per run (the prefix recomputation stops past it).
+void bench_decoding() {
+  DecodingOptions o;
+  o.methods = decoding_methods();
+  o.tokens = {256, 1024, 4096, 16384};
+  o.repeats = 3;
+  o.time_budget_ms = 10000;
+  o.progress = [](int done, int total) {
+    std::fprintf(stderr, "\rdecoding: %d/%d", done, total);
+    if (done == total) std::fputc('\n', stderr);
+  };
+  const std::vector<DecodingRow> rows = run_decoding(o);
+  const auto rate = [&](const std::string& method, std::int64_t N) -> const DecodingRow* {
+    for (const DecodingRow& r : rows)
+      if (r.method == method && r.tokens == N) return &r;
+    return nullptr;
+  };
+  std::printf("\nautoregressive decoding, 1 head, d = dv = 64: tokens/s (median of %d runs of N steps after a warm-up; "
+              "state after N tokens)\n",
+              o.repeats);
+  std::printf("  %-20s", "method");
+  for (std::int64_t N : o.tokens) std::printf(" %22lld", static_cast<long long>(N));
+  std::printf("\n");
+  for (const std::string& method : o.methods) {
+    std::printf("  %-20s", method.c_str());
+    for (std::int64_t N : o.tokens) {
+      const DecodingRow* r = rate(method, N);
+      if (r && r->status == "ok") {
+        char state[32];
+        memory::format_bytes(r->state_bytes, state, sizeof state);
+        std::printf(" %11.0f (%8s)", r->tokens_per_second, state);
+      } else {
+        std::printf(" %22s", "over budget");
       }
     }
-    std::printf("   %10.2f  %12.2f\n", log_log_slope(xs, times), log_log_slope(xs, peaks));
+    std::printf("\n");
   }
+  std::printf("  %-20s", "linear / KV cache");
+  for (std::int64_t N : o.tokens) {
+    const DecodingRow* linear = rate("linear_recurrent", N);
+    const DecodingRow* cache = rate("softmax_kv_cache", N);
+    if (linear && cache && linear->status == "ok" && cache->status == "ok")
+      std::printf(" %21.1fx", linear->tokens_per_second / cache->tokens_per_second);
+    else
+      std::printf(" %22s", "-");
+  }
+  std::printf("\n");
+  for (const DecodingRow& r : rows)
+    if (r.status != "ok" && r.status.find("a shorter run") == std::string::npos)
+      std::printf("  %s at N = %lld: %s\n", r.method.c_str(), static_cast<long long>(r.tokens), r.status.c_str());
 }
 
 void bench_reversible() {
@@ -404,6 +445,79 @@ void bench_gemm() {
   const GemmProbe all = probe_gemm(1536, 5, 0);
   std::printf("Eigen sgemm 1536^3: %.0f GFLOP/s on 1 thread, %.0f GFLOP/s on %d threads\n", one.gflops, all.gflops,
               all.threads);
+}
+
+// Issue 6's targets in one run, each beside what it is measured against:
+//   softmax fast path at L = 4096, d = 64, one head, against this machine's Eigen SGEMM rate (all
+//   threads), counting 4·L²·d FLOPs; the log-log time and memory slopes of run_complexity over
+//   L = 1k … 16k (fitted on 4k, 8k, 16k) with the target range of each; and the interactive budget
+//   — one 512-token keystroke through the tiny-encoder with every trace and, as the window does,
+//   the exact comparison of the layer on screen — for every variant, beside the time the model's
+//   dense products alone need at the GEMM rate (the floor no variant can go under).
+void bench_targets(int repeats) {
+  const GemmProbe gemm = probe_gemm(1536, 5, 0);
+  {
+    ComplexityOptions o;
+    o.variants = {"softmax"};
+    o.lengths = {4096};
+    o.repeats = std::max(5, repeats / 2);
+    const ComplexityRow row = run_complexity(o).rows.front();
+    const double flops = 4.0 * 4096.0 * 4096.0 * 64.0;
+    const double gflops = flops / (row.median_ms * 1e6);
+    std::printf("\nissue 6 targets\n  softmax L=4096 d=64 fast path: %.2f ms (min %.2f) = %.0f GFLOP/s; Eigen sgemm "
+                "1536^3 on %d threads: %.0f GFLOP/s; ratio %.0f%% (target >= 50%%)\n",
+                row.median_ms, row.min_ms, gflops, gemm.threads, gemm.gflops, 100.0 * gflops / gemm.gflops);
+  }
+  struct Target {
+    const char* variant;
+    double lo, hi;
+  };
+  const Target targets[] = {{"softmax", 1.8, 2.2},   {"linear", 0.85, 1.2},       {"performer", 0.85, 1.2},
+                            {"bigbird", 0.85, 1.2},  {"reformer_lsh", 0.9, 1.35}, {"routing", 1.3, 1.7}};
+  ComplexityOptions o;
+  for (const Target& t : targets) o.variants.push_back(t.variant);
+  o.lengths = {1024, 2048, 4096, 8192, 16384};
+  o.repeats = 3;
+  const ComplexityResult result = run_complexity(o);
+  std::printf("  slopes over L = 4k..16k, one head, d = 64, not causal, fast paths (routing: n_clusters = sqrt(L)):\n");
+  std::printf("    %-14s %10s %14s %12s %10s %10s\n", "variant", "time slope", "target", "mem slope", "16k ms", "16k MiB");
+  for (const Target& t : targets) {
+    const ComplexityFit fit = fit_complexity(t.variant, result.rows);
+    double ms16 = 0, mib16 = 0;
+    for (const ComplexityRow& r : result.rows)
+      if (r.variant == t.variant && r.length == 16384) ms16 = r.median_ms, mib16 = mib(r.peak_bytes);
+    const bool met = fit.time_slope >= t.lo && fit.time_slope <= t.hi;
+    std::printf("    %-14s %10.2f %6.2f-%-5.2f%s %10.2f %10.2f %10.1f\n", t.variant, fit.time_slope, t.lo, t.hi,
+                met ? " met" : " MISS", fit.memory_slope, ms16, mib16);
+  }
+
+  // The tiny-encoder's dense products at L = 512: per layer Q, K, V, O projections 4·2·L·D², the
+  // feed-forward 2·2·L·D·F, attention scores and weighted sum 2·2·L²·D.
+  const ModelConfig tiny = builtin_model("tiny-encoder");
+  const double L = 512, D = static_cast<double>(tiny.d_model), F = static_cast<double>(tiny.d_ff);
+  const double model_flops = static_cast<double>(tiny.layers.size()) * (8 * L * D * D + 4 * L * D * F + 4 * L * L * D);
+  const double floor_ms = model_flops / (gemm.gflops * 1e6);
+  std::printf("  interactive budget: one 512-token keystroke, tiny-encoder (%zu layers, d_model %.0f, d_ff %.0f), every "
+              "trace, exact comparison of layer 0; median of %d\n",
+              tiny.layers.size(), D, F, std::max(5, repeats / 2));
+  std::printf("    dense products alone: %.2f GFLOP = %.1f ms at the sgemm rate (target 16 ms)\n", model_flops / 1e9,
+              floor_ms);
+  std::string text;
+  const char* words[] = {"the", "model", "reads", "a", "long", "sentence", "and", "every", "token", "attends", "."};
+  for (int i = 0; i < 512; ++i) text += std::string(words[i % 11]) + " ";
+  Playground playground;
+  PlaygroundRequest request;
+  request.compare_layer = 0;
+  for (const Attention* variant : Registry::builtin().all()) {
+    request.variant = variant->spec().name;
+    int edit = 0;
+    const Stats s = time_ms(std::max(5, repeats / 2), [&] {
+      request.text = text + std::to_string(edit++ % 2);  // a new text each time, as after a keystroke
+      (void)playground.run(request);
+    });
+    std::printf("    %-14s %6.1f ms (min %.1f, max %.1f)  %.1fx the floor\n", request.variant.c_str(), s.median, s.min,
+                s.max, s.median / floor_ms);
+  }
 }
 
 void bench_gl() {
@@ -459,17 +573,22 @@ void bench_gl() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_for_reuse();  // as the app does: no page faults on every keystroke
   int repeats = 20;
   bool gl = true;
   std::set<std::string> only;
   bool kernel_scaling = false;
   bool model_scaling = false;
+  bool decoding = false;
+  bool targets = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-gl") gl = false;
     else if (arg == "--kernel-scaling") kernel_scaling = true;
     else if (arg == "--model-scaling") model_scaling = true;
+    else if (arg == "--decoding") decoding = true;
+    else if (arg == "--targets") targets = true;
     else if (arg == "--only" && i + 1 < argc) {
       std::string list = argv[++i];
       for (std::size_t start = 0; start <= list.size();) {
@@ -479,12 +598,12 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const std::set<std::string> sections = {"softmax",    "playground", "variants",      "reversible",
-                                                "gemm",       "gl",         "kernel-scaling", "model-scaling"};
+  const std::set<std::string> sections = {"softmax", "playground", "variants",      "reversible",   "gemm",
+                                          "gl",      "kernel-scaling", "model-scaling", "decoding", "targets"};
   for (const std::string& name : only) {
     if (!sections.count(name)) {
       std::fprintf(stderr, "attnlab-bench: unknown section '%s' (softmax, playground, variants, reversible, gemm, gl, "
-                           "kernel-scaling, model-scaling)\n", name.c_str());
+                           "kernel-scaling, model-scaling, decoding, targets)\n", name.c_str());
       return 2;
     }
   }
@@ -492,6 +611,8 @@ int main(int argc, char** argv) {
     if (!only.empty()) return only.count(section) > 0;
     if (std::string(section) == "kernel-scaling") return kernel_scaling;
     if (std::string(section) == "model-scaling") return model_scaling;
+    if (std::string(section) == "decoding") return decoding;
+    if (std::string(section) == "targets") return targets;
     return true;
   };
   // One application for the whole run: the view timings need fonts, the GL section a context
@@ -509,6 +630,8 @@ int main(int argc, char** argv) {
   if (wanted("gemm")) bench_gemm();
   if (wanted("kernel-scaling")) bench_kernel_scaling();
   if (wanted("model-scaling")) bench_model_scaling();
+  if (wanted("decoding")) bench_decoding();
+  if (wanted("targets")) bench_targets(repeats);
   if (gl && wanted("gl")) bench_gl();
   return 0;
 }

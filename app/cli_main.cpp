@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli_commands.h"
+#include "core/allocator.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ void quiet_qt_messages(QtMsgType type, const QMessageLogContext&, const QString&
 }  // namespace
 
 int main(int argc, char** argv) {
+  attnlab::keep_freed_memory_for_reuse();
   qInstallMessageHandler(quiet_qt_messages);
   qputenv("QT_QPA_PLATFORM", "offscreen");
   // Qt would consume some of our arguments (X11 session management takes "--session"), so it

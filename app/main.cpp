@@ -2,10 +2,12 @@
 #include <QApplication>
 #include <QCommandLineParser>
 
+#include "core/allocator.h"
 #include "heatmap_view.h"
 #include "main_window.h"
 
 int main(int argc, char** argv) {
+  attnlab::keep_freed_memory_for_reuse();  // no page faults on every keystroke
   attnlab::HeatmapView::useAsDefaultFormat();  // OpenGL 3.3 core for every GL view
 
   QApplication app(argc, argv);

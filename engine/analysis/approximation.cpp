@@ -14,17 +14,27 @@ namespace {
 // The k largest entries of row[0..n) (ties to the lower index), ascending by index, in O(n·k).
 void top_k(const float* row, std::int64_t n, int k, std::vector<std::int64_t>& index) {
   index.clear();
-  for (std::int64_t j = 0; j < n; ++j) {
+  auto insert = [&](std::int64_t j) {
+    // index holds the current top k sorted by (value desc, index asc); the last is the weakest.
     if (static_cast<int>(index.size()) == k) {
-      // index holds the current top k sorted by (value desc, index asc); the last is the weakest.
-      const std::int64_t weakest = index.back();
-      if (!(row[j] > row[weakest])) continue;  // equal values keep the lower index already held
+      if (!(row[j] > row[index.back()])) return;  // equal values keep the lower index already held
       index.pop_back();
     }
     auto at = index.begin();
     while (at != index.end() && (row[*at] > row[j] || (row[*at] == row[j] && *at < j))) ++at;
     index.insert(at, j);
+  };
+  std::int64_t j = 0;
+  for (; j < n && static_cast<int>(index.size()) < k; ++j) insert(j);
+  // Once k are held, a block of keys matters only if one of them beats the weakest held value:
+  // one vectorised comparison per 16 keys instead of a scalar test per key.
+  constexpr std::int64_t kBlock = 16;
+  for (; j + kBlock <= n; j += kBlock) {
+    const float bar = row[index.back()];
+    if (!(Eigen::Map<const Eigen::Array<float, kBlock, 1>>(row + j) > bar).any()) continue;
+    for (std::int64_t b = j; b < j + kBlock; ++b) insert(b);
   }
+  for (; j < n; ++j) insert(j);
   std::sort(index.begin(), index.end());
 }
 
@@ -53,8 +63,10 @@ HeadSums head_sums(const Tensor& exact_weights, const Tensor& exact_out, const T
     p = e / static_cast<float>(exact_mass);
     q = approx_mass > 0.0 ? (a.max(0.0f) / static_cast<float>(approx_mass)).eval() : Eigen::ArrayXf::Zero(Lk).eval();
     q = q.max(static_cast<float>(kKlFloor));
-    // Σ p log(p/q) over p > 0, vectorised; p = 0 terms contribute 0.
-    const double kl = (p > 0.0f).select(p * (p.max(1e-38f) / q).log(), 0.0f).cast<double>().sum();
+    // Σ p log(p/q) over p > 0, vectorised: a p = 0 term is 0 · log(1e-38 / q), a finite log
+    // (q ≥ kKlFloor), so it adds exactly 0 without a select (which Eigen 3.4 evaluates one scalar
+    // log at a time).
+    const double kl = (p * (p.max(1e-38f) / q).log()).cast<double>().sum();
     s.kl += kl;
     top_k(e.data(), Lk, k, exact_top);
     top_k(a.data(), Lk, k, approx_top);

@@ -6,6 +6,10 @@
 // With a Trace, forward() also fills trace->weights [H, Lq, Lk] with the dense matrix it
 // effectively applied (for kernel methods: the implied normalised matrix) and, where the
 // variant has them, its own typed extras. Without a trace it takes its fast path.
+//
+// Every variant also states its memory cost model, workspace_bytes(): what its forward allocates
+// in engine tensors (core/tensor.h, and the other buffers the memory meter counts) beyond its
+// inputs, at the peak. Benchmarks refuse a size whose estimate would not fit before running it.
 #pragma once
 
 #include <cstdint>
@@ -66,6 +70,17 @@ struct Trace {
   }
 };
 
+// The sizes a cost model needs: q [heads, lq, d], k [heads, lk, d], v [heads, lk, dv]; the mask
+// and the path (trace = true: the traced path with its dense weights and extras).
+struct AttentionShape {
+  std::int64_t heads = 1, lq = 1, lk = 1, d = 1, dv = 1;
+  bool causal = false;
+  bool trace = false;
+};
+
+// Bytes of `count` float32 values, the unit of most cost models.
+constexpr std::int64_t float_bytes(std::int64_t count) { return count * static_cast<std::int64_t>(sizeof(float)); }
+
 class Attention {
  public:
   virtual ~Attention() = default;
@@ -73,6 +88,12 @@ class Attention {
   // Called with validated input (see validate_attention_input); may throw ParamError for
   // combinations of values the schema cannot express, and CancelledError.
   virtual Tensor forward(const AttentionInput& input, Trace* trace) const = 0;
+  // The cost model: the most bytes of engine tensors forward() holds at once beyond its inputs
+  // (output, trace weights and extras included), for this shape and these validated parameters,
+  // on this machine's thread count, without key padding. An upper bound that stays within about
+  // 2x of the measured peak (tests/engine/test_cost_model.cpp). Throws ParamError or ShapeError
+  // where forward would refuse these parameters or this shape.
+  virtual std::int64_t workspace_bytes(const AttentionShape& shape, const Params& params) const = 0;
 };
 
 // Checks ranks, matching head counts and dims, causal needing Lq == Lk, padding length, and

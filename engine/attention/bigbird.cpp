@@ -283,6 +283,15 @@ class BigBirdAttention final : public Attention {
     return forward_block_sparse(in, layout);
   }
 
+  // Fast path: the output only (per-thread logits are Eigen scratch). Traced: the output and the
+  // dense weights [H, L, L]; the pattern and counts in the extras are small std::vectors.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    if (s.lq != s.lk) throw ShapeError("bigbird is self-attention and needs as many queries as keys");
+    (void)bigbird_layout(params, s.lq, s.causal);  // the same parameter checks as forward
+    const std::int64_t out = s.heads * s.lq * s.dv;
+    return float_bytes(s.trace ? out + s.heads * s.lq * s.lk : out);
+  }
+
  private:
   static constexpr std::int64_t kMaxBlockSize = 512;
   static constexpr std::int64_t kMaxGlobalBlocks = 64;

@@ -25,6 +25,7 @@
 // chunk. `chunk` = 0 runs the recurrence.
 #include "attention/delta.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -244,6 +245,17 @@ class DeltaAttention final : public Attention {
     if (cancelled) throw CancelledError();
     if (trace) trace->extras = extras;
     return out;
+  }
+
+  // Fast path: the output (each head's keys, values and memory are Eigen copies, not tensors).
+  // Traced: the snapshot states [H, T, dv, d] with retrieval errors [H, T], the write strengths
+  // [H, L] and the weights [H, L, L], T = min(L, 512).
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params&) const override {
+    if (s.lq != s.lk) throw ShapeError("delta attention is self-attention: q and k must have the same length");
+    const std::int64_t H = s.heads, L = s.lq, out = H * L * s.dv;
+    if (!s.trace) return float_bytes(out);
+    const std::int64_t T = std::min(L, RecurrentStates::kMaxSnapshots);
+    return float_bytes(out + H * T * s.dv * s.d + H * T + H * L + H * L * L);
   }
 
  private:

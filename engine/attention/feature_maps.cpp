@@ -204,6 +204,14 @@ FavorFeatures compute_favor_features(const Tensor& q, const Tensor& k, std::uint
   return f;
 }
 
+std::int64_t favor_features_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk, std::int64_t d, std::int64_t m) {
+  return float_bytes(heads * m * d + heads * (lq + lk) * m + heads * (lq + lk));
+}
+
+std::int64_t favor_trace_bytes(std::int64_t heads, std::int64_t d, std::int64_t m) {
+  return float_bytes(heads * m * d + heads);
+}
+
 FavorTrace make_favor_trace(FavorFeatures features, const FavorSettings& settings,
                             const std::vector<std::uint8_t>* key_padding) {
   const std::int64_t H = features.key.dim(0), Lk = features.key.dim(1), m = features.key.dim(2);

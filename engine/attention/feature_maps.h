@@ -110,6 +110,10 @@ struct FavorFeatures {
 FavorFeatures compute_favor_features(const Tensor& q, const Tensor& k, std::uint64_t seed, const FavorSettings& settings,
                                      const CancelToken* cancel);
 
+// Bytes of the tensors compute_favor_features allocates: W [H, m, d], φ(q) [H, Lq, m], φ(k)
+// [H, Lk, m] and both log scales (a cost model term; see Attention::workspace_bytes).
+std::int64_t favor_features_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk, std::int64_t d, std::int64_t m);
+
 // ---- what performer and rpe_fft keep in their traces ---------------------------------------
 //
 // With the per-row log scales, the unnormalised kernel the variant applied is
@@ -138,5 +142,8 @@ struct FavorTrace {
 // 0 rows, left out of the reference).
 FavorTrace make_favor_trace(FavorFeatures features, const FavorSettings& settings,
                             const std::vector<std::uint8_t>* key_padding);
+// Bytes make_favor_trace allocates besides the features it takes over: W [H, m, d] and the key
+// references [H].
+std::int64_t favor_trace_bytes(std::int64_t heads, std::int64_t d, std::int64_t m);
 
 }  // namespace attnlab

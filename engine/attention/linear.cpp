@@ -23,6 +23,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -443,6 +444,27 @@ std::vector<std::int64_t> budgeted_snapshot_steps(std::int64_t length, std::int6
   return steps;
 }
 
+std::int64_t linear_attention_chunked_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk, std::int64_t features,
+                                            std::int64_t dv, bool causal) {
+  const std::int64_t chunks = (lk + kChunk - 1) / kChunk;
+  const std::int64_t chunk_states = heads * chunks * (features * dv + features + 1);  // states, sums, maxima
+  const std::int64_t total = causal ? 0 : heads * (features * dv + features);         // S and z per head
+  return float_bytes(chunk_states + total + heads * lq * dv);
+}
+
+std::int64_t linear_attention_recurrent_bytes(std::int64_t heads, std::int64_t lq, std::int64_t dv) {
+  return float_bytes(heads * lq * dv);  // the output; the state is Eigen scratch per head
+}
+
+std::int64_t linear_attention_weights_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk) {
+  return float_bytes(heads * lq * lk + heads * lk + heads * lq);  // weights, g, reference
+}
+
+std::int64_t linear_attention_states_bytes(std::int64_t heads, std::int64_t steps, std::int64_t features,
+                                           std::int64_t dv, bool log_scale) {
+  return float_bytes(heads * steps * (features * dv + features) + (log_scale ? heads * steps : 0));
+}
+
 nlohmann::json recurrent_states_to_json(const RecurrentStates& s) {
   nlohmann::json j;
   j["steps"] = s.steps;
@@ -545,6 +567,24 @@ class LinearAttention final : public Attention {
     data.key_features = std::move(f.key);
     trace->extras = std::make_shared<LinearExtras>(std::move(data));
     return out;
+  }
+
+  // φ(q) [H, Lq, d] and φ(k) [H, Lk, d], held throughout, plus the kernel's own (linear.h). The
+  // trace adds, after the kernel's scratch is gone: the weights (with their temporaries), the
+  // normalisers [H, Lq] and the snapshot states.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t features = float_bytes(s.heads * (s.lq + s.lk) * s.d);
+    const bool recurrent = s.causal && params.get_choice("form") == "recurrent";
+    const std::int64_t kernel = recurrent ? linear_attention_recurrent_bytes(s.heads, s.lq, s.dv)
+                                          : linear_attention_chunked_bytes(s.heads, s.lq, s.lk, s.d, s.dv, s.causal);
+    if (!s.trace) return features + kernel;
+    const std::int64_t out = float_bytes(s.heads * s.lq * s.dv);
+    const auto steps = static_cast<std::int64_t>(budgeted_snapshot_steps(s.lk, s.heads, s.d * s.dv).size());
+    const std::int64_t weights = float_bytes(s.heads * s.lq * s.lk);
+    const std::int64_t after = std::max({kernel - out, linear_attention_weights_bytes(s.heads, s.lq, s.lk),
+                                         weights + float_bytes(s.heads * s.lq) +
+                                             linear_attention_states_bytes(s.heads, steps, s.d, s.dv, false)});
+    return features + out + after;
   }
 
  private:

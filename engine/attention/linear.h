@@ -68,6 +68,20 @@ RecurrentStates linear_attention_states(const KernelFeatures& features, const Te
 inline constexpr std::int64_t kStateBudgetFloats = std::int64_t{1} << 22;  // 16 MiB per forward call
 std::vector<std::int64_t> budgeted_snapshot_steps(std::int64_t length, std::int64_t heads, std::int64_t floats_per_state);
 
+// Cost models of the functions above (bytes of the tensors each allocates beyond its inputs, at
+// its peak; see Attention::workspace_bytes), for H heads, F features, values of width dv.
+//   chunked:    non-causal: chunk states [H, C, F, dv] + [H, C, F] + [H, C] (C = ceil(Lk / 64)),
+//               the total [H, F, dv] + [H, F], the output; causal: chunk states and the output
+//   recurrent:  the output
+//   weights:    the weights [H, Lq, Lk], key log scales [H, Lk] and row references [H, Lq]
+//   states:     [H, T, F, dv] + [H, T, F] (+ [H, T] with log scales)
+std::int64_t linear_attention_chunked_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk, std::int64_t features,
+                                            std::int64_t dv, bool causal);
+std::int64_t linear_attention_recurrent_bytes(std::int64_t heads, std::int64_t lq, std::int64_t dv);
+std::int64_t linear_attention_weights_bytes(std::int64_t heads, std::int64_t lq, std::int64_t lk);
+std::int64_t linear_attention_states_bytes(std::int64_t heads, std::int64_t steps, std::int64_t features,
+                                           std::int64_t dv, bool log_scale);
+
 // Steps, formula and axes, and the last snapshot's state and normaliser per head (not every step's:
 // T·F·dv per head is too much for JSON).
 nlohmann::json recurrent_states_to_json(const RecurrentStates& states);

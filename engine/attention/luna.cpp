@@ -127,6 +127,18 @@ class LunaAttention final : public Attention {
     return in.causal ? fast_causal(in, o, p) : fast_noncausal(in, o, p);
   }
 
+  // The packed sequence P [H, l, d], held throughout. Fast non-causal: the packed keys and values
+  // [H, l, d], [H, l, dv], the output; causal: the output (per-head sums are Eigen scratch).
+  // Traced: the extras (a copy of P, the pack map [H, l, Lk], the unpack map [H, Lq, l], packed keys
+  // and values), the weights [H, Lq, Lk], the output.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t H = s.heads, l = params.get_int("pack_len");
+    const std::int64_t packed = H * l * s.d, out = H * s.lq * s.dv;
+    if (!s.trace) return float_bytes(packed + out + (s.causal ? 0 : H * l * s.d + H * l * s.dv));
+    const std::int64_t extras = packed + H * l * s.lk + H * s.lq * l + H * l * s.d + H * l * s.dv;
+    return float_bytes(packed + extras + H * s.lq * s.lk + out);
+  }
+
  private:
   static float inv_sqrt_d(const AttentionInput& in) { return 1.0f / std::sqrt(static_cast<float>(in.q.dim(2))); }
 

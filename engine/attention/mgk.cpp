@@ -176,6 +176,21 @@ class MgkAttention final : public Attention {
     return forward_blockwise(in, o, keys);
   }
 
+  // The second keys [H, Lk, d], half squared norms [2, H, Lk] and the shift [H, d] or projection
+  // [H, d, d], held throughout. Fast path: π [H, Lk] (and the next π with soft EM), the output.
+  // Traced: a copy of the shift or projection, the two components [H, Lq, Lk] each, π, its steps
+  // [H, steps + 1, Lk], the responsibilities [H, Lk], the weights [H, Lq, Lk], the output.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t H = s.heads, d = s.d;
+    const bool soft_em = params.get_choice("pi_mode") == "soft_em";
+    const std::int64_t second = params.get_choice("second_key") == "projection" ? H * d * d : H * d;
+    const std::int64_t keys = H * s.lk * d + 2 * H * s.lk + second;
+    const std::int64_t out = H * s.lq * s.dv;
+    if (!s.trace) return float_bytes(keys + (soft_em ? 2 : 1) * H * s.lk + out);
+    const std::int64_t steps = soft_em ? params.get_int("em_steps") : 0;
+    return float_bytes(keys + second + 3 * H * s.lq * s.lk + H * s.lk * (steps + 3) + out);
+  }
+
  private:
   // Is query i in the EM query set of key j?
   static bool em_counts(const AttentionInput& in, std::int64_t i, std::int64_t j) {

@@ -34,6 +34,7 @@
 // attention O(L·m·dv); memory O(L·m) for the features plus O(L·m·dv / 64) for chunk states.
 #include "attention/performer.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "attention/linear.h"
@@ -95,6 +96,23 @@ class PerformerAttention final : public Attention {
     data.favor = make_favor_trace(std::move(favor), settings, in.key_padding);
     trace->extras = std::make_shared<PerformerExtras>(std::move(data));
     return out;
+  }
+
+  // FAVOR+ features (W, φ(q), φ(k), log scales), held throughout, plus the chunked kernel with
+  // F = m (linear.h). The trace adds, after the kernel's scratch is gone: the weights with their
+  // temporaries, then the snapshot states with log scales, then W copied into the trace record.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t m = favor_settings(params).random.features;
+    const std::int64_t features = favor_features_bytes(s.heads, s.lq, s.lk, s.d, m);
+    const std::int64_t kernel = linear_attention_chunked_bytes(s.heads, s.lq, s.lk, m, s.dv, s.causal);
+    if (!s.trace) return features + kernel;
+    const std::int64_t out = float_bytes(s.heads * s.lq * s.dv);
+    const auto steps = static_cast<std::int64_t>(budgeted_snapshot_steps(s.lk, s.heads, m * s.dv).size());
+    const std::int64_t after = std::max({kernel - out, linear_attention_weights_bytes(s.heads, s.lq, s.lk),
+                                         float_bytes(s.heads * s.lq * s.lk) +
+                                             linear_attention_states_bytes(s.heads, steps, m, s.dv, true) +
+                                             favor_trace_bytes(s.heads, s.d, m)});
+    return features + out + after;
   }
 
  private:

@@ -52,6 +52,9 @@
 // recall of the exact top-k (analysis/lsh_analysis.h).
 #include "attention/reformer_lsh.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -478,6 +481,8 @@ class ReformerLshAttention final : public Attention {
     return reformer_lsh_forward(in, rotations, trace);
   }
 
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override;
+
  private:
   VariantSpec spec_;
 };
@@ -735,6 +740,35 @@ Tensor reformer_lsh_forward(const AttentionInput& in, const Tensor& rotations, T
   }
   if (trace) return forward_traced(in, rotations, g, *trace);
   return forward_fast(in, rotations, g);
+}
+
+// ---- cost model -------------------------------------------------------------------------------
+
+// Both paths: the rotations [H, R, d, n_b/2]. Fast path: the output, 1/|q| [L], the running
+// maximum and sum [2, L], and one head's hashes (int32 [R, L] each: buckets, orders, ranks — for
+// queries, and keys too without shared QK — plus chunk numbers with dedup). Traced: the extras
+// (a copy of the rotations; six hash arrays [H, R, L]; per round lse and share [H, R, L], weights
+// [H, R, L, W]; co-occurrence [H, L, L]; angle points, anchors and explained variance; recall
+// [H, L, K] and its mean [H, K]), the output, the weights [H, L, L], and per head running at once
+// (heads in parallel) 1/|q|, the running sums, the exact scores [L, L] and the head's hashes.
+std::int64_t ReformerLshAttention::workspace_bytes(const AttentionShape& s, const Params& params) const {
+  if (s.lq != s.lk) throw ShapeError("reformer_lsh is self-attention and needs as many queries as keys");
+  const LshGeometry g = resolve_lsh_geometry(params, s.lq);
+  const bool shared = params.get_bool("shared_qk"), dedup = params.get_bool("dedup");
+  const std::int64_t H = s.heads, L = g.length, R = g.n_hashes;
+  const std::int64_t rotations = float_bytes(H * R * s.d * (g.n_buckets / 2));
+  const std::int64_t hash_arrays = (shared ? 3 : 6) + (dedup ? (shared ? 1 : 2) : 0);
+  const std::int64_t head_hashes = hash_arrays * R * L * static_cast<std::int64_t>(sizeof(std::int32_t));
+  const std::int64_t out = float_bytes(H * L * s.dv);
+  if (!s.trace) return rotations + out + float_bytes(3 * L) + head_hashes;
+  const std::int64_t K = std::min<std::int64_t>(L, ReformerLshExtras::kMaxRecallK);
+  const std::int64_t points = shared ? L : 2 * L;
+  const std::int64_t extras = rotations + 6 * H * R * L * static_cast<std::int64_t>(sizeof(std::int32_t)) +
+                              float_bytes(2 * H * R * L + H * R * L * g.max_window_length() + H * L * L +
+                                          H * R * (points + g.n_buckets + 1) * 2 + H * L * K + H * K);
+  const std::int64_t parallel_heads = std::min<std::int64_t>(H, std::max(1, omp_get_max_threads()));
+  const std::int64_t per_head = float_bytes(3 * L + L * L) + head_hashes;
+  return rotations + extras + out + float_bytes(H * L * L) + parallel_heads * per_head;
 }
 
 // ---- extras -----------------------------------------------------------------------------------

@@ -184,6 +184,7 @@ class RoutingAttention final : public Attention {
 
   const VariantSpec& spec() const override { return spec_; }
   Tensor forward(const AttentionInput& input, Trace* trace) const override;
+  std::int64_t workspace_bytes(const AttentionShape& shape, const Params& params) const override;
 
  private:
   VariantSpec spec_;
@@ -702,6 +703,55 @@ void RoutingRun::trace_head(std::int64_t r) {
 Tensor RoutingAttention::forward(const AttentionInput& input, Trace* trace) const {
   RoutingRun run(input, trace != nullptr);
   return run.run(trace);
+}
+
+// Held throughout: the key positions [Lk], the output, the weights (trace). The local heads'
+// logits per thread come and go first. Routed heads (R of them) then hold the buffers declared
+// in RoutingRun (inverse norms, centroids, nearest clusters, partial sums and counts, members,
+// cluster outputs and flags, averaged counts; A_c with a trace) and per-thread scratch rows:
+// all phases' at once when each thread runs whole heads (R >= threads), else phase by phase
+// (k-means scores with the partial sums; member scores; cluster q, k, v, A), the partial sums
+// and each phase's scratch freed before the next. A trace adds each routed head's centroids per
+// step [S, k, d] and their plane coordinates [S, k, 2].
+std::int64_t RoutingAttention::workspace_bytes(const AttentionShape& s, const Params& p) const {
+  const std::int64_t H = s.heads, Lq = s.lq, Lk = s.lk, d = s.d, dv = s.dv;
+  const std::int64_t local = p.get_int("local_heads");
+  if (local > H) throw ParamError("local_heads=" + std::to_string(local) + " is more than the " + std::to_string(H) + " heads");
+  std::int64_t k = p.get_int("n_clusters");
+  if (k == 0) k = std::max<std::int64_t>(1, std::llround(std::sqrt(static_cast<double>(Lk))));
+  std::int64_t window = p.get_int("window");
+  if (window == 0) window = (Lk + k - 1) / k;
+  const std::int64_t wq = std::min(window, Lq), wk = std::min(window, Lk), R = H - local;
+  const std::int64_t threads = std::max(1, omp_get_max_threads());
+  const auto scratch = [&](std::int64_t rows, std::int64_t cols) {  // as ThreadScratch allocates
+    return float_bytes(threads * ((std::max<std::int64_t>(1, rows * cols) + 15) / 16 * 16));
+  };
+  const std::int64_t held = float_bytes(Lk + H * Lq * dv + (s.trace ? H * Lq * Lk : 0));
+  std::int64_t local_phase = 0;
+  if (local > 0) {
+    const std::int64_t before = s.causal ? window - 1 : (window - 1) / 2, after = s.causal ? 0 : window - 1 - before;
+    local_phase = scratch(kLocalBlock, std::min(Lk, kLocalBlock + before + after));
+  }
+  if (R == 0) return held + local_phase;
+  const std::int64_t blocks = (Lq + kPointBlock - 1) / kPointBlock + (Lk + kPointBlock - 1) / kPointBlock;
+  const std::int64_t steps = p.get_int("kmeans_iters") + 1;
+  const std::int64_t buffers =
+      float_bytes(R * (Lq + Lk + k * d + Lq + Lk + k * wq + k * wk + k * wq * dv + k * wq + Lq) + (s.trace ? R * k * wq * wk : 0));
+  const std::int64_t partial_sums = float_bytes(R * blocks * k * d), partial_counts = float_bytes(R * blocks * k);
+  const std::int64_t kmeans = scratch(kPointBlock, k);
+  const std::int64_t members = scratch(std::max(Lq, Lk), kClusterGroup) + scratch(1, std::max(Lq, Lk));
+  const std::int64_t heap = scratch(1, std::max(wq, wk));
+  const std::int64_t attention = scratch(wq, d) + scratch(wk, d) + scratch(wk, dv) + scratch(wq, wk);
+  const std::int64_t centroids = s.trace ? float_bytes(R * steps * k * d) : 0;
+  const std::int64_t planes = s.trace ? float_bytes(R * steps * k * 2) : 0;
+  std::int64_t routed = 0;
+  if (R >= threads) {
+    routed = buffers + partial_sums + partial_counts + kmeans + members + heap + attention + centroids + planes;
+  } else {
+    routed = buffers + partial_counts + centroids +
+             std::max({partial_sums + kmeans, members + heap, heap + attention + planes});
+  }
+  return held + std::max(local_phase, routed);
 }
 
 // ---- JSON -------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -238,6 +239,26 @@ class RpeFftAttention final : public Attention {
     data.favor = make_favor_trace(std::move(favor), settings, in.key_padding);
     trace->extras = std::make_shared<RpeFftExtras>(std::move(data));
     return out;
+  }
+
+  // FAVOR+ features as performer, held throughout. Fast path: the FFT plan's twiddles [2, N − 1]
+  // and the kernel's spectrum [2, N] (doubles, N = circulant_size), per thread the accumulators
+  // [dv + 1, Lq] and one signal pair [2, N] (doubles), the key scales [Lk] (doubles), the output.
+  // Traced: the dense weights [H, Lq, Lk] (with key log scales [H, Lk] while they are built), the
+  // output, the offsets, bias and coefficients [Lq + Lk − 1], the Toeplitz matrix [Lq, Lk] and the
+  // FAVOR+ trace record.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t m = favor_settings(params).random.features;
+    const std::int64_t features = favor_features_bytes(s.heads, s.lq, s.lk, s.d, m);
+    const std::int64_t out = float_bytes(s.heads * s.lq * s.dv);
+    if (!s.trace) {
+      const std::int64_t n = circulant_size(s.lq, s.lk), threads = std::max(1, omp_get_max_threads());
+      const std::int64_t doubles = 2 * std::max<std::int64_t>(n - 1, 1) + 2 * n + threads * ((s.dv + 1) * s.lq + 2 * n) + s.lk;
+      return features + doubles * static_cast<std::int64_t>(sizeof(double)) + out;
+    }
+    const std::int64_t weights = float_bytes(s.heads * s.lq * s.lk);
+    const std::int64_t record = out + float_bytes(3 * (s.lq + s.lk - 1) + s.lq * s.lk) + favor_trace_bytes(s.heads, s.d, m);
+    return features + weights + std::max(float_bytes(s.heads * s.lk), record);
   }
 
  private:

@@ -110,6 +110,14 @@ class SoftmaxAttention final : public Attention {
     return forward_blockwise(in);
   }
 
+  // Fast path: the output only (the per-thread blocks are Eigen scratch, not tensors).
+  // Traced: the output, weights [H, Lq, Lk] and the log-sum-exp extras [H, Lq].
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params&) const override {
+    const std::int64_t out = s.heads * s.lq * s.dv;
+    if (!s.trace) return float_bytes(out);
+    return float_bytes(out + s.heads * s.lq * s.lk + s.heads * s.lq);
+  }
+
  private:
   Tensor forward_dense(const AttentionInput& in, Trace& trace) const {
     const std::int64_t H = in.q.dim(0), Lq = in.q.dim(1), Lk = in.k.dim(1), dv = in.v.dim(2);

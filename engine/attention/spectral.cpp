@@ -53,6 +53,7 @@
 #include <omp.h>
 
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -183,6 +184,30 @@ class SpectralAttention final : public Attention {
     Tensor out = in.causal ? forward_scan(in, o, f) : forward_blocks(in, o, f);
     if (trace) fill_trace(in, o, f, *trace);
     return out;
+  }
+
+  // Frequencies ω [H, M, d] and component means [H, C, d], held throughout. Non-causal: the
+  // shifts [H, M], for "prf" the block maxima [H·nb, M] (freed before the sums), the block sums
+  // ΔS [H·nb, F, dv] and Δz [H·nb, F], the output (nb = ceil(Lk / 256)). Causal: the output (the
+  // scan's state is Eigen scratch). A trace then adds copies of ω and the means, the features
+  // [H, Lq, F] and [H, Lk, F], the weights [H, Lq, Lk], the plane axes [H, 2, d], ω and means in
+  // the plane [H, M, 2], [H, C, 2], and the curve directions [8, d].
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const bool positive = params.get_choice("kind") == "prf";
+    const std::int64_t H = s.heads, M = params.get_int("n_features"), C = params.get_int("components");
+    const std::int64_t F = positive ? M : 2 * M;
+    const std::int64_t frequencies = float_bytes(H * M * s.d + H * C * s.d);
+    const std::int64_t out = float_bytes(H * s.lq * s.dv);
+    std::int64_t fast = out;
+    if (!s.causal) {
+      const std::int64_t nb = (s.lk + kBlock - 1) / kBlock;
+      const std::int64_t maxima = positive ? float_bytes(H * nb * M) : 0;
+      fast = float_bytes(H * M) + std::max(maxima, float_bytes(H * nb * (F * s.dv + F)) + out);
+    }
+    if (!s.trace) return frequencies + fast;
+    const std::int64_t record = frequencies + float_bytes(H * (s.lq + s.lk) * F + H * s.lq * s.lk + H * 2 * s.d + H * M * 2 +
+                                                          H * C * 2 + SpectralExtras::kCurveDirections * s.d);
+    return frequencies + std::max(fast, out + record);
   }
 
  private:

@@ -39,6 +39,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -120,6 +121,21 @@ class T2rAttention final : public Attention {
     const FeatureParams p = draw_feature_params(in.seed, in.q.dim(0), in.q.dim(2), o);
     if (trace) return forward_traced(in, o, p, *trace);
     return forward_chunked(in, o, p);
+  }
+
+  // W [H, k, d] and b [H, k], held throughout. Fast path: per key block ΔS [H·nb, k, dv] and Δz
+  // [H·nb, k] (blocks of 64 causal, 256 otherwise), the output. Traced: the features [H, Lq, k]
+  // and [H, Lk, k], the denominators [H, Lq], the snapshot states [H, T, k, dv] and normalisers
+  // [H, T, k] (T = min(Lk, 512)), the weights [H, Lq, Lk], the output, and copies of W and b.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t H = s.heads, k = params.get_int("features");
+    const std::int64_t feature_params = H * k * s.d + H * k, out = H * s.lq * s.dv;
+    if (!s.trace) {
+      const std::int64_t block = s.causal ? kCausalBlock : kBlock, nb = (s.lk + block - 1) / block;
+      return float_bytes(feature_params + H * nb * (k * s.dv + k) + out);
+    }
+    const std::int64_t T = std::min(s.lk, RecurrentStates::kMaxSnapshots);
+    return float_bytes(2 * feature_params + H * (s.lq + s.lk) * k + H * s.lq + H * T * (k * s.dv + k) + H * s.lq * s.lk + out);
   }
 
  private:

@@ -38,6 +38,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <numbers>
@@ -335,6 +336,28 @@ class YosoAttention final : public Attention {
     o.expected = in.params->get_choice("mode") == "expected";
     if (trace) return forward_traced(in, o, *trace);
     return o.expected ? forward_expected(in, o) : forward_sampled(in, o);
+  }
+
+  // Hash directions [d, m·τ] per head (sampled and traced). Sampled: the codes of one group of
+  // hashes [H, g, Lq] and [H, g, Lk], one table [2^τ, 16] per thread, the output. Expected:
+  // inverse norms [H, Lq] and [H, Lk], the key mask [Lk], the output. Traced: the codes of every
+  // hash, [H, m, Lq] then [H, m, Lk], each freed once copied to integers; then the inverse norms
+  // and mask, the sampled and the expected matrices [H, Lq, Lk], the output, and the applied one
+  // copied into the trace.
+  std::int64_t workspace_bytes(const AttentionShape& s, const Params& params) const override {
+    const std::int64_t bits = params.get_int("hash_bits"), hashes = params.get_int("n_hashes");
+    const bool expected = params.get_choice("mode") == "expected";
+    const std::int64_t H = s.heads, out = s.heads * s.lq * s.dv;
+    const std::int64_t projections = float_bytes(H * s.d * hashes * bits);
+    const std::int64_t norms = float_bytes(H * s.lq + H * s.lk + s.lk);
+    if (s.trace) {
+      const std::int64_t codes = float_bytes(H * hashes * std::max(s.lq, s.lk));
+      return projections + std::max(codes, norms + float_bytes(3 * H * s.lq * s.lk + out));
+    }
+    if (expected) return norms + float_bytes(out);
+    const std::int64_t group = std::min<std::int64_t>(kHashGroup, hashes);
+    const std::int64_t tables = std::max(1, omp_get_max_threads()) * (std::int64_t{1} << bits) * kValueSlice;
+    return projections + float_bytes(H * group * (s.lq + s.lk) + tables + out);
   }
 
  private:

@@ -51,6 +51,7 @@ std::vector<DepthMemoryPoint> measure_activation_memory(const DepthMemoryOptions
       p.reconstruction_error = error / scale;
     }
     points.push_back(p);
+    if (o.on_point) o.on_point(points.back());
     if (o.progress) o.progress(n, o.max_layers);
   }
   return points;

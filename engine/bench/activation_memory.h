@@ -14,6 +14,8 @@
 
 namespace attnlab {
 
+struct DepthMemoryPoint;
+
 struct DepthMemoryOptions {
   int max_layers = 12;
   int length = 512;
@@ -25,6 +27,7 @@ struct DepthMemoryOptions {
   std::uint64_t seed = 1;
   const CancelToken* cancel = nullptr;
   std::function<void(int done, int total)> progress;  // after each depth
+  std::function<void(const DepthMemoryPoint&)> on_point;  // each depth's point as soon as it is measured
 };
 
 struct DepthMemoryPoint {

@@ -1,6 +1,9 @@
 #include "core/memory_meter.h"
 
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <atomic>
 #include <cstdio>
@@ -39,19 +42,45 @@ std::int64_t allocation_limit_bytes() noexcept {
   return physical / 2;
 }
 
-std::int64_t process_high_water_bytes() noexcept {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
+namespace {
+
+// The value in KiB of the line starting with `key` (e.g. "VmHWM:") of a /proc file, in bytes; 0
+// if the file or the line is missing.
+std::int64_t proc_kib_field(const char* path, const char* key) noexcept {
+  std::FILE* f = std::fopen(path, "r");
   if (!f) return 0;
+  const std::size_t key_length = std::strlen(key);
   char line[256];
-  std::int64_t kib = 0;
+  long kib = 0;
   while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) {
-      std::sscanf(line + 6, "%ld", &kib);
+    if (std::strncmp(line, key, key_length) == 0) {
+      if (std::sscanf(line + key_length, "%ld", &kib) != 1) kib = 0;
       break;
     }
   }
   std::fclose(f);
-  return kib * 1024;
+  return static_cast<std::int64_t>(kib) * 1024;
+}
+
+}  // namespace
+
+std::int64_t available_bytes() noexcept { return proc_kib_field("/proc/meminfo", "MemAvailable:"); }
+
+std::int64_t process_high_water_bytes() noexcept { return proc_kib_field("/proc/self/status", "VmHWM:"); }
+
+std::int64_t process_resident_bytes() noexcept { return proc_kib_field("/proc/self/status", "VmRSS:"); }
+
+bool reset_process_high_water() noexcept {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool written = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && written;
+}
+
+void trim_heap() noexcept {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 const char* format_bytes(std::int64_t bytes, char* buffer, std::size_t size) noexcept {

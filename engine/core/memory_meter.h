@@ -21,8 +21,21 @@ std::int64_t physical_bytes() noexcept;
 // sequence too long for memory is refused with a message instead of the OS killing the app.
 std::int64_t allocation_limit_bytes() noexcept;
 
+// Memory the system could hand out now without swapping (MemAvailable of /proc/meminfo) in
+// bytes, 0 if unknown.
+std::int64_t available_bytes() noexcept;
+
 // Peak resident set size of this process (VmHWM) in bytes, 0 if unknown.
 std::int64_t process_high_water_bytes() noexcept;
+// Resident set size of this process now (VmRSS) in bytes, 0 if unknown.
+std::int64_t process_resident_bytes() noexcept;
+// Sets the process high-water mark back to the current resident size, so that the next
+// process_high_water_bytes() measures from now on (Linux: "5" written to /proc/self/clear_refs).
+// False where the system does not allow it.
+bool reset_process_high_water() noexcept;
+// Hands freed heap pages back to the system (glibc's malloc_trim), so that a following
+// high-water measurement sees a call's own pages rather than reused ones. No-op elsewhere.
+void trim_heap() noexcept;
 
 // Frees the large tensor blocks kept for reuse (see tensor.cpp); the counters above count only
 // live tensors, never cached blocks.
