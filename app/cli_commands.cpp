@@ -16,6 +16,7 @@
 
 #include "analysis/sweep.h"
 #include "bench/complexity.h"
+#include "bench/decoding.h"
 #include "attention/registry.h"
 #include "bench/activation_memory.h"
 #include "colormap.h"
@@ -27,6 +28,7 @@
 #include "models/model_config.h"
 #include "models/playground.h"
 #include "figures/compare_figure.h"
+#include "figures/curves_figure.h"
 #include "figures/figure_export.h"
 #include "figures/line_chart.h"
 #include "session.h"
@@ -73,10 +75,22 @@ const char* kUsage =
     "      for depths 1..N, with the reversible stack's reconstruction error.\n"
     "  bench --variants A,B,... --lengths L1,L2,... [--dim d] [--heads H] [--causal]\n"
     "         [--device cpu|cuda] [--repeats N] [--time-budget-ms T] [--seed N] --json OUT.json\n"
+    "         [--out CHART.png|svg|pdf|csv [--dpi N]]\n"
     "      Time and peak memory of each variant's fast path on random q, k, v (defaults d=64, H=1,\n"
-    "      5 repeats after a warm-up, 60 s budget per call): rows {variant, length, device, status,\n"
-    "      median_ms, min_ms, max_ms, peak_bytes} and log-log slopes fitted on the largest half\n"
-    "      of the lengths. Lengths past the memory limit or the time budget are rows with a status.\n"
+    "      5 repeats after a warm-up, 60 s budget per call), or of a preset's whole forward pass\n"
+    "      given as model:NAME: rows {variant, length, device, status, median_ms, min_ms, max_ms,\n"
+    "      peak_bytes, estimated_bytes, high_water_bytes} and log-log slopes fitted on the largest\n"
+    "      half of the lengths. A length whose cost-model estimate does not fit in memory is not\n"
+    "      run, nor one predicted from the measured slope to take longer than the time budget; such\n"
+    "      lengths, and those out of memory or past the budget, are rows with a status. --out draws\n"
+    "      the time and memory curves (log-log, slopes, complexity classes, refused lengths marked).\n"
+    "  decoding --methods A,B,... --tokens N1,N2,... [--dim d] [--heads H] [--repeats N]\n"
+    "         [--seed N] [--time-budget-ms T] --json OUT.json [--out CHART.png|svg|pdf|csv [--dpi N]]\n"
+    "      Autoregressive decoding, one token at a time, of N tokens with exact attention\n"
+    "      (softmax_kv_cache, softmax_no_cache) or a recurrent form (linear_recurrent,\n"
+    "      performer_recurrent); defaults d=64, H=1, 3 repeats after a warm-up, 60 s budget per run:\n"
+    "      rows {method, tokens, status, median_ms, min_ms, max_ms, tokens_per_second, last_step_us,\n"
+    "      state_bytes}; --out draws tokens/s and the state's bytes against N.\n"
     "  models [--json]\n"
     "      List the built-in model presets; --json prints each with its full config.\n"
     "  layer-types [--json]\n"
@@ -347,6 +361,19 @@ int cmd_compare(int argc, char** argv) {
   return 0;
 }
 
+// --out of the commands that measure curves (sweep, bench, decoding): a chart (.png, .svg, .pdf)
+// or the rows as CSV; "" when not given. Checked before anything runs.
+std::string chart_out_path(const Options& o) {
+  const std::string out_path = o.get("out");
+  if (out_path.empty()) return out_path;
+  const QString suffix = QFileInfo(QString::fromStdString(out_path)).suffix().toLower();
+  if (!QStringList{"png", "svg", "pdf", "csv"}.contains(suffix)) {
+    throw ParamError("--out " + out_path + ": allowed extensions .png, .svg, .pdf, .csv (the JSON goes to --json)");
+  }
+  check_output_folder("out", out_path);
+  return out_path;
+}
+
 // ---- sweep --------------------------------------------------------------------------------------
 
 // "A,B,C" -> {"A", "B", "C"}; an empty item is a usage error naming `what` (the option as typed).
@@ -388,15 +415,8 @@ int cmd_sweep(int argc, char** argv) {
   }
   s.key = sweep.substr(0, eq);
   s.values = split_list("sweep: --sweep " + sweep + " (expected KEY=V1,V2,...)", sweep.substr(eq + 1));
-  const std::string out_path = o.get("out");
   check_output_folder("json", json_path);
-  if (!out_path.empty()) {
-    const QString suffix = QFileInfo(QString::fromStdString(out_path)).suffix().toLower();
-    if (!QStringList{"png", "svg", "pdf", "csv"}.contains(suffix)) {
-      throw ParamError("--out " + out_path + ": allowed extensions .png, .svg, .pdf, .csv (the JSON goes to --json)");
-    }
-    check_output_folder("out", out_path);
-  }
+  const std::string out_path = chart_out_path(o);
   ExportOptions export_options;
   export_options.dpi = parse_dpi(o);
 
@@ -428,7 +448,7 @@ int cmd_sweep(int argc, char** argv) {
 int cmd_bench(int argc, char** argv) {
   const Options o = parse_options("bench", argc, argv,
                                   {"variants", "lengths", "dim", "heads", "device", "repeats", "time-budget-ms", "seed",
-                                   "json"},
+                                   "json", "out", "dpi"},
                                   {"causal"});
   ComplexityOptions c;
   c.variants = split_list("bench: --variants", o.require("bench", "variants"));
@@ -436,6 +456,9 @@ int cmd_bench(int argc, char** argv) {
     c.lengths.push_back(parse_positive("lengths", item));
   const std::string json_path = o.require("bench", "json");
   check_output_folder("json", json_path);
+  const std::string out_path = chart_out_path(o);
+  ExportOptions export_options;
+  export_options.dpi = parse_dpi(o);
   if (o.has("dim")) c.dim = parse_positive("dim", o.get("dim"));
   if (o.has("heads")) c.heads = parse_positive("heads", o.get("heads"));
   if (o.has("repeats")) c.repeats = parse_positive("repeats", o.get("repeats"));
@@ -449,7 +472,36 @@ int cmd_bench(int argc, char** argv) {
   c.causal = o.has("causal");
   c.progress = terminal_progress("bench", "points");
   const ComplexityResult result = run_complexity(c);
+  if (!out_path.empty()) export_length_curves(c, result.rows, QString::fromStdString(out_path), export_options);
   write_json_file(json_path, complexity_to_json(c, result));
+  return 0;
+}
+
+// ---- decoding -----------------------------------------------------------------------------------
+
+int cmd_decoding(int argc, char** argv) {
+  const Options o = parse_options("decoding", argc, argv,
+                                  {"methods", "tokens", "dim", "heads", "repeats", "time-budget-ms", "seed", "json", "out",
+                                   "dpi"},
+                                  {});
+  DecodingOptions d;
+  d.methods = split_list("decoding: --methods", o.require("decoding", "methods"));
+  for (const std::string& item : split_list("decoding: --tokens", o.require("decoding", "tokens")))
+    d.tokens.push_back(parse_positive("tokens", item));
+  const std::string json_path = o.require("decoding", "json");
+  check_output_folder("json", json_path);
+  const std::string out_path = chart_out_path(o);
+  ExportOptions export_options;
+  export_options.dpi = parse_dpi(o);
+  if (o.has("dim")) d.dim = parse_positive("dim", o.get("dim"));
+  if (o.has("heads")) d.heads = parse_positive("heads", o.get("heads"));
+  if (o.has("repeats")) d.repeats = parse_positive("repeats", o.get("repeats"));
+  if (o.has("time-budget-ms")) d.time_budget_ms = parse_number("time-budget-ms", o.get("time-budget-ms"));
+  if (o.has("seed")) d.seed = parse_seed("seed", o.get("seed"));
+  d.progress = terminal_progress("decoding", "points");
+  const std::vector<DecodingRow> rows = run_decoding(d);
+  if (!out_path.empty()) export_decoding_curves(d, rows, QString::fromStdString(out_path), export_options);
+  write_json_file(json_path, decoding_to_json(d, rows));
   return 0;
 }
 
@@ -715,7 +767,7 @@ int cmd_info(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "attnlab-cli: no command given; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, info (see --help)\n";
+    std::cerr << "attnlab-cli: no command given; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, decoding, info (see --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -736,11 +788,12 @@ int run(int argc, char** argv) {
     if (command == "sweep") return cmd_sweep(argc, argv);
     if (command == "memory-depth") return cmd_memory_depth(argc, argv);
     if (command == "bench") return cmd_bench(argc, argv);
+    if (command == "decoding") return cmd_decoding(argc, argv);
     if (command == "models") return cmd_models(argc, argv);
     if (command == "layer-types") return cmd_layer_types(argc, argv);
     if (command == "inspect") return cmd_inspect(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
-    throw UsageError("unknown command '" + command + "'; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, info (see --help)");
+    throw UsageError("unknown command '" + command + "'; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, decoding, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";
     return kExitUsage;

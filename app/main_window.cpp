@@ -33,6 +33,7 @@
 
 #include "attention/registry.h"
 #include "colormap.h"
+#include "curves_view.h"
 #include "core/error.h"
 #include "core/memory_meter.h"
 #include "figures/figure_export.h"
@@ -228,6 +229,20 @@ void MainWindow::buildUi() {
   composer_dock_->resize(820, 620);
   composer_dock_->hide();
 
+  // ---- curves dock ---------------------------------------------------------------------------------
+  curves_ = new CurvesView;
+  curves_dock_ = new QDockWidget(tr("Curves"), this);
+  curves_dock_->setObjectName(QStringLiteral("curvesDock"));
+  curves_dock_->setWidget(curves_);
+  addDockWidget(Qt::BottomDockWidgetArea, curves_dock_);
+  // Floating: two log-log charts side by side need more room than a dock beside the views.
+  curves_dock_->setFloating(true);
+  curves_dock_->resize(1360, 780);
+  curves_dock_->hide();
+  connect(curves_, &CurvesView::settingsChanged, this, [this] {
+    if (!applying_) setModified(true);
+  });
+
   for (const ViewSpec& spec : view_specs()) {
     if (!spec.make_widget) continue;
     TraceViewWidget* widget = spec.make_widget(nullptr);
@@ -391,6 +406,11 @@ void MainWindow::buildMenus() {
   view->addSeparator();
   for (QDockWidget* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
 
+  QMenu* tools = menuBar()->addMenu(tr("&Tools"));
+  QAction* curves = tools->addAction(tr("Memory/time &curves…"), this, &MainWindow::showCurves);
+  curves->setObjectName(QStringLiteral("curvesAction"));
+  curves->setToolTip(tr("Measure time and memory of the variants against length, decoding speed and depth memory"));
+
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About AttnLab"), this, [this] {
     QMessageBox::about(this, tr("About AttnLab"),
@@ -421,9 +441,20 @@ void MainWindow::saveSettings() const {
   settings.setValue("view/theme", theme_ == Theme::Dark ? "dark" : "light");
 }
 
+void MainWindow::showCurves() {
+  if (curves_dock_->isFloating() && !curves_dock_->isVisible()) {
+    const QRect frame = geometry();
+    curves_dock_->move(frame.center() - QPoint(curves_dock_->width() / 2, curves_dock_->height() / 2));
+  }
+  curves_dock_->show();
+  curves_dock_->raise();
+  curves_dock_->activateWindow();
+}
+
 void MainWindow::closeEvent(QCloseEvent* event) {
   saveSettings();
   worker_.cancel();
+  curves_->cancel();  // its runner joins when the window is destroyed
   event->accept();
 }
 
@@ -497,6 +528,7 @@ Session MainWindow::currentSession() const {
   s.view = view_;
   s.view_options = currentViewOptions();
   s.colormap = colormap_box_->currentText().toStdString();
+  s.curves = curves_->settings();
   return s;
 }
 
@@ -520,6 +552,7 @@ void MainWindow::applySession(const Session& session) {
     throw ParamError("seeds in the window are limited to 0..2000000000");
   }
   view_options(view_spec(session.view), session.view_options);
+  session.curves.validate();
 
   applying_ = true;
   if (!session.model_config.is_null()) {
@@ -542,6 +575,7 @@ void MainWindow::applySession(const Session& session) {
   colormap_box_->setCurrentText(QString::fromStdString(session.colormap));
   view_ = session.view;
   if (TraceViewWidget* widget = variantView(session.view)) widget->setViewOptions(session.view_options);
+  curves_->setSettings(session.curves);
   editor_->setPlainText(QString::fromStdString(session.text));
   applying_ = false;
   scheduleCompute(0);

@@ -5,6 +5,8 @@
 //   centre:              error banner (last good result stays), layer/head/colormap bar, and the
 //                        views as tabs: the heatmap, then the variant's own views (LSH buckets, ...)
 //   right dock "Heads":  every head of the current layer; click to focus one
+//   dock "Curves":       measured time/memory curves (hidden until Tools ▸ Memory/time curves…;
+//                        floating over the window)
 //   status bar:          tokens, model, timings, memory, device; Cancel while computing
 //
 // Every computation runs on the EngineWorker thread; this class only reacts and draws.
@@ -31,6 +33,7 @@ class QDockWidget;
 
 namespace attnlab {
 
+class CurvesView;
 class FigureView;
 class HeadGrid;
 class HeatmapView;
@@ -64,6 +67,10 @@ class MainWindow : public QMainWindow {
   FigureView* figureView() const { return figure_view_; }
   HeadGrid* headGrid() const { return head_grid_; }
   ParamPanel* paramPanel() const { return param_panel_; }
+  // The Curves panel (Tools ▸ Memory/time curves…) and its dock.
+  CurvesView* curvesView() const { return curves_; }
+  QDockWidget* curvesDock() const { return curves_dock_; }
+  void showCurves();
   QComboBox* variantBox() const { return variant_box_; }
   // The widget of a variant view ("buckets", ...), or nullptr.
   TraceViewWidget* variantView(const std::string& name) const;
@@ -129,6 +136,8 @@ class MainWindow : public QMainWindow {
   QPushButton* compose_button_ = nullptr;
   ModelComposer* composer_ = nullptr;
   QDockWidget* composer_dock_ = nullptr;
+  CurvesView* curves_ = nullptr;
+  QDockWidget* curves_dock_ = nullptr;
   QComboBox* variant_box_ = nullptr;
   QCheckBox* causal_box_ = nullptr;
   QSpinBox* weight_seed_ = nullptr;

@@ -54,7 +54,8 @@ nlohmann::json Session::to_json() const {
                         {"view", view},
                         {"view_options", view_options},
                         {"colormap", colormap},
-                        {"model_config", model_config}};
+                        {"model_config", model_config},
+                        {"curves", curves.to_json()}};
 }
 
 Session Session::from_json(const nlohmann::json& j) {
@@ -92,6 +93,14 @@ Session Session::from_json(const nlohmann::json& j) {
       s.model = config.name;
     } catch (const ParamError& e) {
       throw ParamError(std::string("session model_config: ") + e.what());
+    }
+  }
+
+  if (j.contains("curves") && !j.at("curves").is_null()) {
+    try {
+      s.curves = CurvesSettings::from_json(j.at("curves"));
+    } catch (const ParamError& e) {
+      throw ParamError(std::string("session ") + e.what());
     }
   }
 

@@ -3,11 +3,14 @@
 // {"format": "attnlab-session", "version": 1, "text": "...", "model": "tiny-encoder",
 //  "weights": "", "variant": "softmax", "params": {...}, "causal": false,
 //  "seeds": {"weights": 1, "attention": 1}, "layer": 0, "head": 0, "view": "heatmap",
-//  "view_options": {}, "colormap": "viridis", "model_config": null}
+//  "view_options": {}, "colormap": "viridis", "model_config": null, "curves": {...}}
 //
 // "view_options" holds the view's own settings (trace_view.h: the LSH round, the k-means step,
 // ...), checked against that view's option specs. It is optional: sessions written before it
 // existed read as the view's defaults (the version stays 1).
+//
+// "curves" holds the Curves panel's settings per mode (widgets/curves_settings.h), checked on
+// load; absent: the panel's defaults (the version stays 1). Measurements are not saved.
 //
 // "model_config" is null, or the full config of a model built in the composer (or edited from a
 // view, e.g. the halting threshold): then "model" is its name and the session runs this config,
@@ -19,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "curves_settings.h"
 #include "models/playground.h"
 
 namespace attnlab {
@@ -38,6 +42,7 @@ struct Session {
   nlohmann::json view_options = nlohmann::json::object();  // keys of that view's ViewSpec::options
   std::string colormap = "viridis";
   nlohmann::json model_config;  // null, or a ModelConfig as JSON that overrides `model`
+  CurvesSettings curves;        // the Curves panel's controls
 
   static Session with_default_example();  // the built-in example the window opens on
 

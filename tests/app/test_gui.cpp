@@ -1,9 +1,12 @@
 // The GUI as a user meets it, under Xvfb: it opens on the example with a heatmap, reacts to
 // typing, hovering, zooming and clicking a head, keeps the last good result on bad input, a
 // saved session reopens to the identical exported figure, and a variant view's export (with the
-// options its widget shows) is the figure attnlab-cli draws for the same session.
+// options its widget shows) is the figure attnlab-cli draws for the same session; the Curves dock
+// opens from the Tools menu, runs beside the playground and keeps its settings in the session.
 #include <QComboBox>
+#include <QDockWidget>
 #include <QFileInfo>
+#include <QLineEdit>
 #include <QMenuBar>
 #include <QPlainTextEdit>
 #include <QProcess>
@@ -14,6 +17,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "curves_view.h"
 #include "head_grid.h"
 #include "heatmap_view.h"
 #include "main_window.h"
@@ -310,6 +314,50 @@ class TestGui : public QObject {
     QVERIFY(wait_for_result(other_shown, before));
     QCOMPARE(other.lastResult()->model.name, std::string("my-act"));
     QCOMPARE(other.currentSession().model_config, w.currentSession().model_config);
+  }
+
+  // The Curves dock: hidden at first, shown by Tools ▸ Memory/time curves… and the View menu,
+  // floating; a run there leaves the playground responsive; its settings travel in the session.
+  void curves_dock_opens_runs_and_saves_its_settings() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    QDockWidget* dock = w.curvesDock();
+    QVERIFY(dock && !dock->isVisible());
+    QVERIFY(dock->isFloating());
+    QAction* tools = w.findChild<QAction*>(QStringLiteral("curvesAction"));
+    QVERIFY(tools);
+    tools->trigger();
+    QTRY_VERIFY(dock->isVisible());
+    dock->toggleViewAction()->trigger();  // the View menu's entry hides it again
+    QVERIFY(!dock->isVisible());
+    bool in_view_menu = false;
+    for (QAction* menu : w.menuBar()->actions())
+      if (menu->menu() && menu->menu()->actions().contains(dock->toggleViewAction())) in_view_menu = true;
+    QVERIFY(in_view_menu);
+    tools->trigger();
+
+    CurvesView* curves = w.curvesView();
+    curves->setMode(CurvesMode::Length);
+    curves->setCheckedVariants({"softmax", "linear"});
+    curves->lengthsEdit()->setText(QStringLiteral("64, 128"));
+    curves->repeatsBox()->setValue(1);
+    QVERIFY(curves->run());
+    // The playground keeps computing while the curves run.
+    const int before = shown.count();
+    QTest::keyClicks(w.editor(), " More.");
+    QVERIFY(wait_for_result(shown, before));
+    QVERIFY(curves->runner()->waitForFinished(60000));
+    QCOMPARE(curves->runner()->lengthRows().size(), std::size_t{4});
+
+    const QString file = dir_.filePath("curves.json");
+    QVERIFY(w.saveSessionFile(file));
+    MainWindow other;
+    QVERIFY(other.openSessionFile(file));
+    QCOMPARE(other.curvesView()->settings().to_json(), curves->settings().to_json());
+    QCOMPARE(other.curvesView()->checkedVariants(), (std::vector<std::string>{"softmax", "linear"}));
+    QCOMPARE(other.curvesView()->lengthsEdit()->text(), QStringLiteral("64, 128"));
+    QVERIFY(other.curvesView()->runner()->lengthRows().empty());  // measurements are not saved
   }
 
   void broken_session_changes_nothing() {

@@ -153,6 +153,40 @@ class TestSession : public QObject {
     EXPECT_ERROR(ParamError, Session::from_json(heatmap), "view 'heatmap' has no options; got 'round'");
   }
 
+  // The Curves panel's settings live in the session: saved, reopened, checked; absent = defaults.
+  void curves_settings_round_trip() {
+    Session s;
+    s.text = "curves";
+    s.curves.mode = CurvesMode::Depth;
+    s.curves.length.variants = {"linear", "model:tiny-encoder"};
+    s.curves.length.lengths = {256, 1024, 4096};
+    s.curves.length.seed = 77;
+    s.curves.decoding.tokens = {512};
+    s.curves.depth.max_layers = 6;
+    s.save(path("curves.json"));
+    const Session back = Session::load(path("curves.json"));
+    QCOMPARE(back.to_json(), s.to_json());
+    QCOMPARE(back.curves.length.seed, std::uint64_t{77});
+    QCOMPARE(back.curves.mode, CurvesMode::Depth);
+    QCOMPARE(back.to_json().at("version").get<int>(), 1);
+
+    nlohmann::json older = s.to_json();
+    older.erase("curves");
+    QCOMPARE(Session::from_json(older).curves.to_json(), CurvesSettings{}.to_json());
+    nlohmann::json partial = s.to_json();
+    partial["curves"] = {{"depth", {{"max_layers", 3}}}};
+    const Session p = Session::from_json(partial);
+    QCOMPARE(p.curves.depth.max_layers, 3);
+    QCOMPARE(p.curves.length.lengths, CurvesSettings{}.length.lengths);
+
+    nlohmann::json bad = s.to_json();
+    bad["curves"]["length"]["repeats"] = 0;
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "session curves length.repeats");
+    bad = s.to_json();
+    bad["curves"] = "fast";
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "curves");
+  }
+
   void examples_exist() {
     QVERIFY(Session::with_default_example().text.find("animal") != std::string::npos);
     for (const char* name : {"coreference", "german", "long_paragraph"}) QVERIFY(!example_text(name).empty());

@@ -463,6 +463,10 @@ class TestCli : public QObject {
       QVERIFY(row.at("min_ms").get<double>() <= row.at("median_ms").get<double>());
       QVERIFY(row.at("median_ms").get<double>() <= row.at("max_ms").get<double>());
       QVERIFY(row.at("peak_bytes").get<std::int64_t>() >= 0);
+      // The cost model's estimate, made before the call, bounds what the call held.
+      QVERIFY(row.at("estimated_bytes").get<std::int64_t>() >= row.at("peak_bytes").get<std::int64_t>());
+      QVERIFY(row.contains("high_water_bytes"));
+      QVERIFY(row.at("high_water_bytes").is_null() || row.at("high_water_bytes").get<std::int64_t>() > 0);
     }
     QCOMPARE(j["rows"][0]["length"].get<int>(), 64);  // lengths sorted
     for (const auto& fit : j.at("fits")) {
@@ -482,11 +486,67 @@ class TestCli : public QObject {
     }
   }
 
+  // A preset's whole forward pass as an entry, and a length the cost model refuses before running
+  // (q, k, v alone would take terabytes): a row with a status, not a crash or the OS's killer.
+  void bench_runs_models_and_refuses_what_cannot_fit() {
+    const CliRun r = cli({"bench", "--variants", "model:tiny-encoder,softmax", "--lengths", "64,128,16777216", "--repeats",
+                          "1", "--dim", "512", "--heads", "64", "--causal", "--json", path("bench-model.json")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const auto j = nlohmann::json::parse(read_bytes(path("bench-model.json")).toStdString());
+    QCOMPARE(j.at("rows").size(), std::size_t{6});
+    for (const auto& row : j.at("rows")) {
+      const std::string status = row.at("status").get<std::string>();
+      if (row.at("length").get<int>() < 1000) {
+        QVERIFY2(status == "ok", status.c_str());
+        QVERIFY(row.at("estimated_bytes").get<std::int64_t>() >= row.at("peak_bytes").get<std::int64_t>());
+        QVERIFY(row.at("median_ms").get<double>() > 0);
+      } else {
+        QVERIFY(row.at("median_ms").is_null() && row.at("peak_bytes").is_null());
+      }
+    }
+    QCOMPARE(j["rows"][0]["variant"].get<std::string>(), std::string("model:tiny-encoder"));
+    // The model takes at most 2^20 tokens; softmax at 2^24 × 512 × 64 heads needs terabytes.
+    QVERIFY2(j["rows"][2]["status"].get<std::string>().find("takes at most") != std::string::npos,
+             j["rows"][2]["status"].dump().c_str());
+    const std::string refused = j["rows"][5]["status"].get<std::string>();
+    QVERIFY2(refused.rfind("skipped: needs about ", 0) == 0 && refused.find("(cost model)") != std::string::npos &&
+                 refused.find("available") != std::string::npos,
+             refused.c_str());
+    QVERIFY(j["rows"][5]["estimated_bytes"].get<std::int64_t>() > 0);
+  }
+
+  // --out draws the curves (or writes the rows as CSV) beside the JSON; a length predicted from the
+  // measured slope to take longer than the time budget is not started (softmax at 2^20 tokens
+  // would run for minutes): at least slope 1 from 128 tokens is 8192 × the 128-token time.
+  void bench_draws_curves_and_predicts_the_time_budget() {
+    const CliRun r = cli({"bench", "--variants", "softmax,linear", "--lengths", "64,128,1048576", "--repeats", "1", "--dim",
+                          "16", "--time-budget-ms", "10", "--json", path("bench-out.json"), "--out", path("bench.png")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const QImage image(path("bench.png"));
+    QVERIFY(!image.isNull() && image.width() > 400);
+    const auto j = nlohmann::json::parse(read_bytes(path("bench-out.json")).toStdString());
+    const std::string predicted = j["rows"][2]["status"].get<std::string>();
+    QVERIFY2(predicted.rfind("skipped: predicted", 0) == 0 && predicted.find("time budget") != std::string::npos,
+             predicted.c_str());
+    const CliRun csv = cli({"bench", "--variants", "linear", "--lengths", "64,128", "--repeats", "1", "--dim", "8", "--json",
+                            path("bench-csv.json"), "--out", path("bench.csv")});
+    QVERIFY2(csv.exit_code == 0, qPrintable(csv.err));
+    QVERIFY(read_bytes(path("bench.csv")).count('\n') >= 3);  // a header and the two rows
+    const CliRun dec = cli({"decoding", "--methods", "softmax_kv_cache,linear_recurrent", "--tokens", "16,32", "--dim", "8",
+                            "--repeats", "1", "--json", path("dec-out.json"), "--out", path("dec.svg")});
+    QVERIFY2(dec.exit_code == 0, qPrintable(dec.err));
+    QVERIFY(read_bytes(path("dec.svg")).contains("<svg"));
+    expect_failure(cli({"bench", "--variants", "linear", "--lengths", "64", "--json", path("x.json"), "--out", path("x.gif")}),
+                   1, "allowed extensions");
+    QVERIFY(!QFile::exists(path("x.json")) && !QFile::exists(path("x.gif")));
+  }
+
   void bench_fails_cleanly() {
     const QString out = path("bad_bench.json");
     expect_failure(cli({"bench", "--variants", "softmax", "--json", out}), 2, "bench needs --lengths");
     expect_failure(cli({"bench", "--variants", "softmax,,linear", "--lengths", "64", "--json", out}), 2, "empty value");
     expect_failure(cli({"bench", "--variants", "nope", "--lengths", "64", "--json", out}), 1, "nope");
+    expect_failure(cli({"bench", "--variants", "model:nope", "--lengths", "64", "--json", out}), 1, "unknown model 'nope'");
     expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64,64", "--json", out}), 1, "listed twice");
     expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "1", "--json", out}), 1, "length=1 is not allowed");
     expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64", "--device", "tpu", "--json", out}), 2,
@@ -495,6 +555,53 @@ class TestCli : public QObject {
     if (!gpu::gpu_available(&why))
       expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64", "--device", "cuda", "--json", out}), 1,
                      "no GPU to run on");
+    QVERIFY(!QFile::exists(out));
+  }
+
+  // decoding: one row per (method, N) with the fields of bench/decoding.h; the cache and the
+  // recurrent states report their closed-form sizes.
+  void decoding_writes_rows() {
+    const CliRun r = cli({"decoding", "--methods", "softmax_kv_cache,linear_recurrent,performer_recurrent,softmax_no_cache",
+                          "--tokens", "64,16", "--dim", "16", "--heads", "2", "--repeats", "2", "--json", path("dec.json")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const auto j = nlohmann::json::parse(read_bytes(path("dec.json")).toStdString());
+    QVERIFY(j.at("machine").contains("device"));
+    QCOMPARE(j.at("options").at("heads").get<int>(), 2);
+    QCOMPARE(j.at("rows").size(), std::size_t{8});
+    QCOMPARE(j["rows"][0]["tokens"].get<int>(), 16);  // token counts sorted
+    for (const auto& row : j.at("rows")) {
+      QCOMPARE(row.at("status").get<std::string>(), std::string("ok"));
+      QVERIFY(row.at("min_ms").get<double>() <= row.at("median_ms").get<double>());
+      QVERIFY(row.at("median_ms").get<double>() <= row.at("max_ms").get<double>());
+      QVERIFY(row.at("tokens_per_second").get<double>() > 0);
+      QVERIFY(row.at("last_step_us").get<double>() > 0);
+      const std::string method = row.at("method").get<std::string>();
+      const std::int64_t N = row.at("tokens").get<std::int64_t>(), state = row.at("state_bytes").get<std::int64_t>();
+      if (method == "softmax_kv_cache") QCOMPARE(state, 2 * 2 * N * 16 * 4);
+      if (method == "linear_recurrent") QCOMPARE(state, std::int64_t{2 * (16 * 16 + 16) * 4});
+    }
+  }
+
+  void decoding_fails_cleanly() {
+    const QString out = path("bad_decoding.json");
+    expect_failure(cli({"decoding", "--methods", "softmax_kv_cache", "--json", out}), 2, "decoding needs --tokens");
+    expect_failure(cli({"decoding", "--tokens", "8", "--json", out}), 2, "decoding needs --methods");
+    expect_failure(cli({"decoding", "--methods", "rnn", "--tokens", "8", "--json", out}), 1, "unknown decoding method 'rnn'");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent,,softmax_kv_cache", "--tokens", "8", "--json", out}), 2,
+                   "empty value");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "0", "--json", out}), 1,
+                   "expected a positive integer");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "8,x", "--json", out}), 1,
+                   "expected an index");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "2000000", "--json", out}), 1,
+                   "tokens=2e+06 is not allowed");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "8,8", "--json", out}), 1, "listed twice");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "8", "--heads", "100", "--json", out}), 1,
+                   "heads=100 is not allowed");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "8", "--causal", "--json", out}), 2,
+                   "unknown option '--causal'");
+    expect_failure(cli({"decoding", "--methods", "linear_recurrent", "--tokens", "8", "--json", path("no/such/dir/x.json")}),
+                   1, "does not exist");
     QVERIFY(!QFile::exists(out));
   }
 
@@ -530,6 +637,10 @@ class TestCli : public QObject {
     QVERIFY(help.out.contains("attend"));
     QVERIFY(help.out.contains("compare --variant NAME"));
     QVERIFY(help.out.contains("sweep --variant NAME --sweep KEY=V1,V2,..."));
+    QVERIFY(help.out.contains("decoding --methods A,B,... --tokens N1,N2,..."));
+    QVERIFY(help.out.contains("model:NAME"));
+    const CliRun none = cli({});
+    QVERIFY(none.err.contains("decoding"));
     const CliRun info = cli({"info"});
     QCOMPARE(info.exit_code, 0);
     QVERIFY(info.out.contains("CPU") || info.out.contains("CUDA"));
