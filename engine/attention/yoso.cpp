@@ -237,23 +237,32 @@ void hash_codes_into(const Tensor& x, const std::vector<Tensor>& projections, in
   const std::int64_t H = x.dim(0), L = x.dim(1);
   const std::int64_t blocks = (L + kCodeRows - 1) / kCodeRows;
   const std::int64_t cols = static_cast<std::int64_t>(count) * bits;
-#pragma omp parallel if (H * L * cols >= kParallelMinWork)
+  const auto hash_block = [&](std::int64_t task, RowMatrix& projected) {
+    const std::int64_t h = task / blocks, r0 = (task % blocks) * kCodeRows, rows = std::min(kCodeRows, L - r0);
+    auto p = projected.topLeftCorner(rows, cols);
+    p.noalias() = x.matrix(h).middleRows(r0, rows) *
+                  projections[static_cast<std::size_t>(h)].matrix().middleCols(static_cast<std::int64_t>(first) * bits, cols);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < count; ++t) {
+        int code = 0;
+        for (int b = 0; b < bits; ++b) code |= (p(r, t * bits + b) > 0.0f ? 1 : 0) << b;
+        codes.at(h, slot + t, r0 + r) = static_cast<float>(code);
+      }
+    }
+  };
+  if (H * L * cols < kParallelMinWork) {
+    // Small: on this thread, outside any OpenMP region. (Inside a one-thread region, an
+    // `omp parallel if (false)`, Eigen's product would open a nested two-thread team per block,
+    // oversubscribing the cores: L = 128 … 255 took 30 ms instead of 0.5.)
+    RowMatrix projected(kCodeRows, static_cast<std::int64_t>(kHashGroup) * bits);
+    for (std::int64_t task = 0; task < H * blocks; ++task) hash_block(task, projected);
+    return;
+  }
+#pragma omp parallel
   {
     RowMatrix projected(kCodeRows, static_cast<std::int64_t>(kHashGroup) * bits);
 #pragma omp for schedule(static)
-    for (std::int64_t task = 0; task < H * blocks; ++task) {
-      const std::int64_t h = task / blocks, r0 = (task % blocks) * kCodeRows, rows = std::min(kCodeRows, L - r0);
-      auto p = projected.topLeftCorner(rows, cols);
-      p.noalias() = x.matrix(h).middleRows(r0, rows) *
-                    projections[static_cast<std::size_t>(h)].matrix().middleCols(static_cast<std::int64_t>(first) * bits, cols);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        for (int t = 0; t < count; ++t) {
-          int code = 0;
-          for (int b = 0; b < bits; ++b) code |= (p(r, t * bits + b) > 0.0f ? 1 : 0) << b;
-          codes.at(h, slot + t, r0 + r) = static_cast<float>(code);
-        }
-      }
-    }
+    for (std::int64_t task = 0; task < H * blocks; ++task) hash_block(task, projected);
   }
 }
 
