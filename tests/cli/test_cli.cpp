@@ -525,8 +525,10 @@ class TestCli : public QObject {
     const QImage image(path("bench.png"));
     QVERIFY(!image.isNull() && image.width() > 400);
     const auto j = nlohmann::json::parse(read_bytes(path("bench-out.json")).toStdString());
+    // Normally "skipped: predicted …"; on a loaded machine a shorter length may already have run
+    // past the 10 ms budget ("skipped: a shorter length …"). Either way 2^20 is never started.
     const std::string predicted = j["rows"][2]["status"].get<std::string>();
-    QVERIFY2(predicted.rfind("skipped: predicted", 0) == 0 && predicted.find("time budget") != std::string::npos,
+    QVERIFY2(predicted.rfind("skipped: ", 0) == 0 && predicted.find("time budget") != std::string::npos,
              predicted.c_str());
     const CliRun csv = cli({"bench", "--variants", "linear", "--lengths", "64,128", "--repeats", "1", "--dim", "8", "--json",
                             path("bench-csv.json"), "--out", path("bench.csv")});
