@@ -366,7 +366,9 @@ class TestCurvesView : public QObject {
     QElapsedTimer timer;
     timer.start();
     QTest::mouseClick(view.cancelButton(), Qt::LeftButton);
-    QVERIFY2(timer.elapsed() < 200, qPrintable(QStringLiteral("cancel took %1 ms").arg(timer.elapsed())));
+    // Not a timing test: Cancel must not wait for the worker's remaining calls (~100 of ~0.1 s each, far
+    // more under load); the bound only catches a join, generously for a loaded CI machine.
+    QVERIFY2(timer.elapsed() < 2000, qPrintable(QStringLiteral("cancel took %1 ms").arg(timer.elapsed())));
     QVERIFY(!view.runner()->isRunning());
     const std::size_t kept = view.runner()->lengthRows().size();
     QVERIFY(kept >= 1 && kept < 3);
