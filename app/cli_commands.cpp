@@ -37,6 +37,14 @@
 #include "trace_view.h"
 
 namespace attnlab::cli {
+
+int cmd_bleu(int argc, char** argv);  // cli_bleu.cpp
+int cmd_data(int argc, char** argv);  // cli_data.cpp
+int cmd_baseline(int argc, char** argv);  // cli_data.cpp
+int cmd_train(int argc, char** argv);     // cli_train.cpp
+int cmd_translate(int argc, char** argv);  // cli_translate.cpp
+int cmd_perplexity(int argc, char** argv);  // cli_translate.cpp
+
 namespace {
 
 const char* kUsage =
@@ -101,7 +109,38 @@ const char* kUsage =
     "      block_recurrent, perceiver, memory, mega, gss, sparse_ff. --variant (default softmax) is\n"
     "      what layers set to \"inherit\" run; --seed seeds attention draws, --weight-seed the weights.\n"
     "  info\n"
-    "      Version, device and threads.\n";
+    "      Version, device and threads.\n"
+    "  bleu --hyp HYP.txt --ref REF.txt [--ref REF2.txt]... [--lowercase] [--json]\n"
+    "      Corpus BLEU of HYP against one or more references (one sentence per line), as sacreBLEU\n"
+    "      computes it by default (13a tokens, case-sensitive, exp smoothing): prints the score line\n"
+    "      \"BLEU = S p1/p2/p3/p4 (BP = ... ratio = ... hyp_len = ... ref_len = ...)\", or with --json\n"
+    "      {score, precisions, bp, ratio, hyp_len, ref_len, correct, total}.\n"
+    "  data --out DIR [--dict PATH] [--vocab N] [--seed N]\n"
+    "      German-English pairs from the BEOLINGUS dictionary (default /usr/share/trans/de-en, Debian's\n"
+    "      trans-de-en), split by a hash of the German side into train / valid / test (test: sentences\n"
+    "      only): writes train.tsv, valid.tsv, test.de/.en, valid.de/.en, stats.json, a joint\n"
+    "      SentencePiece model spm.model/.vocab (unigram, N pieces, default 8000) and baseline.tsv.\n"
+    "  baseline --data DIR (--file IN.txt | \"Satz.\")\n"
+    "      Word-by-word dictionary translation with DIR/baseline.tsv, one English line per line.\n"
+    "  train --data DIR --out MODEL_DIR [--kind seq2seq|lm] [--d-model 256] [--heads 4] [--d-ff 1024]\n"
+    "        [--layers 3 | --encoder-layers N --decoder-layers N] [--max-length 64] [--steps 10000]\n"
+    "        [--minutes M] [--batch-tokens 6000] [--lr 7e-4] [--warmup 1000] [--schedule inverse_sqrt|cosine]\n"
+    "        [--clip 1.0] [--weight-decay 0.01] [--label-smoothing 0.1] [--seed 1] [--threads N]\n"
+    "        [--eval-every 500] [--checkpoint-every 500] [--report-every 50] [--resume]\n"
+    "        [--sentence-repeat N] [--valid-max 4000]\n"
+    "      Train the de->en translator (seq2seq) or the English language model (lm) on a folder from\n"
+    "      `data`, with the engine's own backward passes and AdamW; prints a progress line (step, loss,\n"
+    "      perplexity, tokens/s, ETA), checkpoints to MODEL_DIR (--resume continues exactly), and writes\n"
+    "      model.safetensors, config.json, tokenizer.model and train_log.jsonl. Deterministic for a\n"
+    "      seed and thread count.\n"
+    "  translate (\"Satz.\" | --file IN.txt) [--model DIR] [--beam N] [--length-penalty A] [--n-best K]\n"
+    "        [--max-length N] [--attention NAME [--param key=value]... [--seed N]] [--json]\n"
+    "      German to English with a trained model (default assets/models/de-en): greedy, or beam search\n"
+    "      with the GNMT length penalty. --attention swaps every self-attention for a registered\n"
+    "      variant. --json prints {source_tokens, target_tokens, translation, cross_attention\n"
+    "      [layer][head][target][source], ms, ...}; --file translates one sentence per line.\n"
+    "  perplexity --file EN.txt [--model DIR] [--attention NAME [--param key=value]...] [--json]\n"
+    "      Perplexity of a language model (default assets/models/en-lm) on one sentence per line.\n";
 
 // The views' own options (figure --view-option key=value), from the view registry.
 std::string view_options_usage() {
@@ -681,6 +720,12 @@ int run(int argc, char** argv) {
     if (command == "layer-types") return cmd_layer_types(argc, argv);
     if (command == "inspect") return cmd_inspect(argc, argv);
     if (command == "info") return cmd_info(argc, argv);
+    if (command == "bleu") return cmd_bleu(argc, argv);
+    if (command == "data") return cmd_data(argc, argv);
+    if (command == "baseline") return cmd_baseline(argc, argv);
+    if (command == "train") return cmd_train(argc, argv);
+    if (command == "translate") return cmd_translate(argc, argv);
+    if (command == "perplexity") return cmd_perplexity(argc, argv);
     throw UsageError("unknown command '" + command + "'; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, decoding, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";

@@ -4,33 +4,11 @@
 
 #include "core/error.h"
 #include "text/sentencepiece_tokenizer.h"
+#include "text/utf8.h"
 
 namespace attnlab {
 namespace {
 
-// Decodes the UTF-8 code point at text[i]; `length` gets its byte count (1 for invalid bytes,
-// which are then treated as a one-byte code point of their own value).
-char32_t decode_utf8(std::string_view text, std::size_t i, std::size_t& length) {
-  const auto b0 = static_cast<unsigned char>(text[i]);
-  const auto continuation = [&](std::size_t k) {
-    return i + k < text.size() && (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-  };
-  const auto byte = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]) & 0x3F); };
-  if (b0 >= 0xF0 && b0 < 0xF8 && continuation(1) && continuation(2) && continuation(3)) {
-    length = 4;
-    return (static_cast<char32_t>(b0 & 0x07) << 18) | (byte(1) << 12) | (byte(2) << 6) | byte(3);
-  }
-  if (b0 >= 0xE0 && b0 < 0xF0 && continuation(1) && continuation(2)) {
-    length = 3;
-    return (static_cast<char32_t>(b0 & 0x0F) << 12) | (byte(1) << 6) | byte(2);
-  }
-  if (b0 >= 0xC0 && b0 < 0xE0 && continuation(1)) {
-    length = 2;
-    return (static_cast<char32_t>(b0 & 0x1F) << 6) | byte(1);
-  }
-  length = 1;
-  return b0;
-}
 
 bool is_space(char32_t c) {
   return (c < 0x80 && std::isspace(static_cast<int>(c))) || c == 0xA0 || (c >= 0x2000 && c <= 0x200B) ||

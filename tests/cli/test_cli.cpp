@@ -647,6 +647,89 @@ class TestCli : public QObject {
     QCOMPARE(info.exit_code, 0);
     QVERIFY(info.out.contains("CPU") || info.out.contains("CUDA"));
   }
+
+  // bleu: hyp "the cat sat on the" / "the dog ran." against "the cat sat on the mat" / "the dog
+  // ran." (13a: "ran ." is two tokens). Sentence 1: 5 tokens, all n-grams in the reference: 5/5,
+  // 4/4, 3/3, 2/2; sentence 2 identical, 4 tokens: 4/4, 3/3, 2/2, 1/1. Sums 9/9, 7/7, 5/5, 3/3:
+  // precisions 100; c = 9, r = 10: BP = exp(1 - 10/9) = 0.894839, BLEU = 89.4839. The hypothesis
+  // file ends with a newline (no third line), the reference file has CRLF line ends and none at
+  // the end.
+  void bleu_prints_the_signature_line() {
+    const auto write = [&](const QString& name, const QByteArray& bytes) {
+      QFile f(path(name));
+      QVERIFY(f.open(QIODevice::WriteOnly) && f.write(bytes) == bytes.size());
+    };
+    write("bleu_hyp.txt", "the cat sat on the\nthe dog ran.\n");
+    write("bleu_ref.txt", "the cat sat on the mat\r\nthe dog ran.");
+    const CliRun r = cli({"bleu", "--hyp", path("bleu_hyp.txt"), "--ref", path("bleu_ref.txt")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QCOMPARE(r.out, QString("BLEU = 89.48 100.0/100.0/100.0/100.0 (BP = 0.895 ratio = 0.900 hyp_len = 9 ref_len = 10)\n"));
+    QVERIFY(r.err.isEmpty());
+    // Two reference files: sacreBLEU's README example and the line it publishes for it.
+    write("readme_hyp.txt", "The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n");
+    write("readme_ref1.txt", "The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n");
+    write("readme_ref2.txt", "The dog had bit the man.\nNo one was surprised.\nThe man had bitten the dog.\n");
+    const CliRun readme = cli({"bleu", "--hyp", path("readme_hyp.txt"), "--ref", path("readme_ref1.txt"), "--ref",
+                               path("readme_ref2.txt")});
+    QVERIFY2(readme.exit_code == 0, qPrintable(readme.err));
+    QCOMPARE(readme.out, QString("BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 ratio = 0.944 hyp_len = 17 ref_len = 18)\n"));
+  }
+
+  // The same corpus as above with --json; then with capitals in the hypothesis, which only
+  // --lowercase forgives.
+  void bleu_json_fields() {
+    const auto write = [&](const QString& name, const QByteArray& bytes) {
+      QFile f(path(name));
+      QVERIFY(f.open(QIODevice::WriteOnly) && f.write(bytes) == bytes.size());
+    };
+    write("bleu_json_hyp.txt", "the cat sat on the\nthe dog ran.\n");
+    write("bleu_json_ref.txt", "the cat sat on the mat\nthe dog ran.\n");
+    const CliRun r = cli({"bleu", "--json", "--hyp", path("bleu_json_hyp.txt"), "--ref", path("bleu_json_ref.txt")});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const auto j = nlohmann::json::parse(r.out.toStdString());
+    const double bp = std::exp(1.0 - 10.0 / 9.0);
+    QVERIFY(std::abs(j.at("score").get<double>() - 100.0 * bp) < 1e-9);
+    QVERIFY(std::abs(j.at("bp").get<double>() - bp) < 1e-12);
+    QVERIFY(std::abs(j.at("ratio").get<double>() - 0.9) < 1e-12);
+    QCOMPARE(j.at("hyp_len").get<int>(), 9);
+    QCOMPARE(j.at("ref_len").get<int>(), 10);
+    QCOMPARE(j.at("precisions").get<std::vector<double>>(), (std::vector<double>{100, 100, 100, 100}));
+    QCOMPARE(j.at("correct").get<std::vector<int>>(), (std::vector<int>{9, 7, 5, 3}));
+    QCOMPARE(j.at("total").get<std::vector<int>>(), (std::vector<int>{9, 7, 5, 3}));
+    // "The Cat" against "the cat": case-sensitive, 2 of the 9 unigrams miss; lowercased, the
+    // score is the one above.
+    write("bleu_caps_hyp.txt", "The Cat sat on the\nthe dog ran.\n");
+    const CliRun mixed = cli({"bleu", "--json", "--hyp", path("bleu_caps_hyp.txt"), "--ref", path("bleu_json_ref.txt")});
+    QVERIFY2(mixed.exit_code == 0, qPrintable(mixed.err));
+    QCOMPARE(nlohmann::json::parse(mixed.out.toStdString()).at("correct")[0].get<int>(), 7);
+    const CliRun lower = cli({"bleu", "--lowercase", "--json", "--hyp", path("bleu_caps_hyp.txt"), "--ref",
+                              path("bleu_json_ref.txt")});
+    QVERIFY2(lower.exit_code == 0, qPrintable(lower.err));
+    QVERIFY(std::abs(nlohmann::json::parse(lower.out.toStdString()).at("score").get<double>() - 100.0 * bp) < 1e-9);
+  }
+
+  void bleu_fails_cleanly() {
+    const auto write = [&](const QString& name, const QByteArray& bytes) {
+      QFile f(path(name));
+      QVERIFY(f.open(QIODevice::WriteOnly) && f.write(bytes) == bytes.size());
+    };
+    write("bleu2.txt", "a b c d\ne f g h\n");
+    write("bleu3.txt", "a b c d\ne f g h\ni j\n");
+    write("bleu_gap.txt", "a b c d\n\n");
+    const QString two = path("bleu2.txt"), three = path("bleu3.txt");
+    expect_failure(cli({"bleu", "--hyp", path("no_such.txt"), "--ref", two}), 1, path("no_such.txt") + ": cannot open");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", path("no_such.txt")}), 1, path("no_such.txt"));
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", dir_.path()}), 1, "is a folder");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", three}), 1, two + " has 2 lines but " + three + " has 3");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", two, "--ref", three}), 1, "has 3");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", path("bleu_gap.txt")}), 1, "line 2 is empty");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", two, "--bogus"}), 2, "unknown option '--bogus'");
+    expect_failure(cli({"bleu", "--hyp", two}), 2, "bleu needs --ref");
+    expect_failure(cli({"bleu", "--ref", two}), 2, "bleu needs --hyp");
+    expect_failure(cli({"bleu", "--hyp", two, "--hyp", three, "--ref", two}), 2, "--hyp given more than once");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref"}), 2, "--ref needs a value");
+    expect_failure(cli({"bleu", "--hyp", two, "--ref", two, "extra"}), 2, "unexpected argument 'extra'");
+  }
 };
 
 QTEST_GUILESS_MAIN(TestCli)
