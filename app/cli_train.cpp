@@ -101,6 +101,9 @@ int cmd_train(int argc, char** argv) {
   config.validate();
   options.validate();
   check_output_folder("out", out);  // its parent must exist; the folder itself is created
+  if (options.resume && !fs::is_regular_file(fs::path(out) / "checkpoint.safetensors")) {
+    throw IoError("--resume: no checkpoint to resume from in " + out);
+  }
 
   const auto start = std::chrono::steady_clock::now();
   std::int64_t dropped = 0;

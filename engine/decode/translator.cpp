@@ -23,6 +23,9 @@ using train::NormSlots;
 
 std::shared_ptr<const TrainedModel> TrainedModel::load(const std::string& dir) {
   namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) {
+    throw IoError("no model folder '" + dir + "' (train one with `attnlab-cli train`, see docs/translation.md)");
+  }
   auto file = [&](const char* name) {
     const fs::path p = fs::path(dir) / name;
     if (!fs::is_regular_file(p)) throw IoError("model folder '" + dir + "' has no " + name);

@@ -1,6 +1,7 @@
 // attnlab-cli, run as a user would: every command, good and bad inputs. Errors must be one line
 // on stderr, a non-zero exit (2 for command-line mistakes, 1 otherwise), never a crash, and
 // never a partial or replaced output file.
+#include <QDir>
 #include <QFile>
 #include <QImage>
 #include <QProcess>
@@ -13,6 +14,7 @@
 
 #include "core/npy.h"
 #include "cuda/gpu_attention.h"
+#include "text/sentencepiece_trainer.h"
 #include "test_support.h"
 
 using namespace attnlab;
@@ -729,6 +731,104 @@ class TestCli : public QObject {
     expect_failure(cli({"bleu", "--hyp", two, "--hyp", three, "--ref", two}), 2, "--hyp given more than once");
     expect_failure(cli({"bleu", "--hyp", two, "--ref"}), 2, "--ref needs a value");
     expect_failure(cli({"bleu", "--hyp", two, "--ref", two, "extra"}), 2, "unexpected argument 'extra'");
+  }
+  // A tiny data folder (syllable "German" → reversed syllables "English"), then train, translate
+  // and perplexity as a user runs them. The models are untrained (a few steps): this checks the
+  // commands, their files and their output formats, not translation quality.
+  void train_translate_and_perplexity_end_to_end() {
+    const QString data = path("tiny_data");
+    QVERIFY(QDir().mkpath(data));
+    const char* syllables[] = {"ka", "lo", "mi", "tu", "ber", "sch", "än", "ge", "st", "ri", "fo", "nu", "wel", "za",
+                               "qu", "ix", "öl", "dr", "ap", "em", "ho", "ung", "ei", "tz", "pl", "ma", "ve", "sk"};
+    Rng rng(3);
+    std::vector<std::string> sides;
+    std::string train_tsv, valid_tsv;
+    for (int i = 0; i < 1500; ++i) {
+      std::string de, en;
+      const int words = 1 + static_cast<int>(rng.below(6));
+      for (int w = 0; w < words; ++w) {
+        std::vector<std::string> parts;
+        for (std::uint64_t p = 0, n = 1 + rng.below(3); p < n; ++p) parts.push_back(syllables[rng.below(28)]);
+        de += (w ? " " : "");
+        en += (w ? " " : "");
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          de += parts[p];
+          en += parts[parts.size() - 1 - p];
+        }
+      }
+      sides.push_back(de);
+      sides.push_back(en);
+      (i % 10 ? train_tsv : valid_tsv) += de + "\t" + en + "\t" + (words == 1 ? "word" : "phrase") + "\n";
+    }
+    train_sentencepiece(sides, data.toStdString(), {256, 1, 2});
+    QFile train_file(data + "/train.tsv"), valid_file(data + "/valid.tsv");
+    QVERIFY(train_file.open(QIODevice::WriteOnly) && valid_file.open(QIODevice::WriteOnly));
+    train_file.write(QByteArray::fromStdString(train_tsv));
+    valid_file.write(QByteArray::fromStdString(valid_tsv));
+    train_file.close();
+    valid_file.close();
+
+    const QString model = path("tiny_model");
+    const QStringList sizes = {"--d-model", "16", "--heads", "2", "--d-ff", "24", "--layers", "1", "--max-length", "24",
+                               "--batch-tokens", "400", "--warmup", "2", "--report-every", "1"};
+    const CliRun train = cli(QStringList{"train", "--data", data, "--out", model, "--steps", "6", "--eval-every", "3"} + sizes);
+    QVERIFY2(train.exit_code == 0, qPrintable(train.err));
+    QVERIFY(train.out.startsWith("trained seq2seq model"));
+    QVERIFY2(train.err.contains("step 3/6") && train.err.contains("valid ppl") && train.err.contains("tok/s"), qPrintable(train.err));
+    for (const char* file : {"model.safetensors", "config.json", "tokenizer.model", "train_log.jsonl", "checkpoint.safetensors"}) {
+      QVERIFY2(QFile::exists(model + "/" + file), file);
+    }
+
+    const CliRun one = cli({"translate", "kalo mitu.", "--model", model, "--json"});
+    QVERIFY2(one.exit_code == 0, qPrintable(one.err));
+    const nlohmann::json j = nlohmann::json::parse(one.out.toStdString());
+    for (const char* key : {"source_tokens", "target_tokens", "translation", "cross_attention", "ms"}) QVERIFY2(j.contains(key), key);
+    const std::size_t S = j["source_tokens"].size(), T = j["target_tokens"].size();
+    QCOMPARE(j["cross_attention"].size(), std::size_t(1));      // layers
+    QCOMPARE(j["cross_attention"][0].size(), std::size_t(2));   // heads
+    QCOMPARE(j["cross_attention"][0][1].size(), T);             // target rows
+    QCOMPARE(j["cross_attention"][0][1][0].size(), S);          // source columns
+    double row = 0;
+    for (const auto& v : j["cross_attention"][0][0][0]) row += v.get<double>();
+    QVERIFY(std::abs(row - 1.0) < 1e-5);
+    QVERIFY(j["ms"].get<double>() > 0);
+
+    const CliRun beam = cli({"translate", "kalo mitu.", "--model", model, "--beam", "4", "--attention", "performer",
+                             "--param", "n_features=8"});
+    QVERIFY2(beam.exit_code == 0, qPrintable(beam.err));
+    QCOMPARE(beam.out.count('\n'), 1);
+
+    // A file: one output line per input line; a line too long for the model is named, left empty
+    // in the output, and makes the exit status 1.
+    QFile in(path("tiny_in.txt"));
+    QVERIFY(in.open(QIODevice::WriteOnly));
+    in.write("kalo mitu.\n" + QByteArray("kaberschän ").repeated(30) + "\n\nfonu za.\n");
+    in.close();
+    const CliRun file = cli({"translate", "--file", path("tiny_in.txt"), "--model", model});
+    expect_failure(file, 1, "line 2");
+    QCOMPARE(file.out.count('\n'), 4);
+    QVERIFY(file.out.split('\n')[1].isEmpty());
+
+    const CliRun lm = cli(QStringList{"train", "--data", data, "--out", path("tiny_lm"), "--kind", "lm", "--steps", "3"} + sizes);
+    QVERIFY2(lm.exit_code == 0, qPrintable(lm.err));
+    QFile text(path("tiny_en.txt"));
+    QVERIFY(text.open(QIODevice::WriteOnly));
+    text.write("lo ka tumi.\nza wel\n");
+    text.close();
+    const CliRun ppl = cli({"perplexity", "--model", path("tiny_lm"), "--file", path("tiny_en.txt"), "--json"});
+    QVERIFY2(ppl.exit_code == 0, qPrintable(ppl.err));
+    const nlohmann::json p = nlohmann::json::parse(ppl.out.toStdString());
+    QVERIFY(p["perplexity"].get<double>() > 1.0 && p["tokens"].get<int>() > 4);
+
+    expect_failure(cli({"train", "--out", model}), 2, "--data");
+    expect_failure(cli({"train", "--data", path("nowhere"), "--out", model}), 1, "spm.model");
+    expect_failure(cli(QStringList{"train", "--data", data, "--out", path("fresh"), "--resume"} + sizes), 1, "checkpoint");
+    expect_failure(cli(QStringList{"train", "--data", data, "--out", model, "--lr", "-1"} + sizes), 1, "lr=");
+    expect_failure(cli({"translate", "kalo", "--file", path("tiny_in.txt"), "--model", model}), 2, "either");
+    expect_failure(cli({"translate", "kalo", "--model", path("nowhere")}), 1, "no model folder");
+    expect_failure(cli({"translate", "kalo", "--model", model, "--attention", "nope"}), 1, "nope");
+    expect_failure(cli({"translate", "kalo", "--model", path("tiny_lm")}), 1, "language model");
+    expect_failure(cli({"perplexity", "--model", model, "--file", path("tiny_en.txt")}), 1, "translator");
   }
 };
 
