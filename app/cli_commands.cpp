@@ -44,6 +44,7 @@ int cmd_baseline(int argc, char** argv);  // cli_data.cpp
 int cmd_train(int argc, char** argv);     // cli_train.cpp
 int cmd_translate(int argc, char** argv);  // cli_translate.cpp
 int cmd_perplexity(int argc, char** argv);  // cli_translate.cpp
+int cmd_approx_quality(int argc, char** argv);  // cli_quality.cpp
 
 namespace {
 
@@ -140,7 +141,13 @@ const char* kUsage =
     "      variant. --json prints {source_tokens, target_tokens, translation, cross_attention\n"
     "      [layer][head][target][source], ms, ...}; --file translates one sentence per line.\n"
     "  perplexity --file EN.txt [--model DIR] [--attention NAME [--param key=value]...] [--json]\n"
-    "      Perplexity of a language model (default assets/models/en-lm) on one sentence per line.\n";
+    "      Perplexity of a language model (default assets/models/en-lm) on one sentence per line.\n"
+    "  approx-quality --model DE-EN --src TEST.de --ref TEST.en [--lm EN-LM [--lm-file EN.txt]]\n"
+    "         [--variant NAME[:key=value,...]]... [--sentences N] [--beam N] [--seed N]\n"
+    "         [--json OUT.json] [--out FIG.png|.svg|.pdf] [--dpi N]\n"
+    "      Test BLEU (and LM perplexity) with the trained self-attention swapped for each setting\n"
+    "      (default: softmax; performer n_features 16/64/256; reformer_lsh n_hashes 1/2/4/8 with\n"
+    "      bucket_size 4 and separate keys; bigbird; linear): a table, JSON and a figure.\n";
 
 // The views' own options (figure --view-option key=value), from the view registry.
 std::string view_options_usage() {
@@ -726,6 +733,7 @@ int run(int argc, char** argv) {
     if (command == "train") return cmd_train(argc, argv);
     if (command == "translate") return cmd_translate(argc, argv);
     if (command == "perplexity") return cmd_perplexity(argc, argv);
+    if (command == "approx-quality") return cmd_approx_quality(argc, argv);
     throw UsageError("unknown command '" + command + "'; commands: variants, models, layer-types, attend, compare, sweep, figure, inspect, memory-depth, bench, decoding, info (see --help)");
   } catch (const UsageError& e) {
     std::cerr << "attnlab-cli: " << e.what() << "\n";

@@ -820,6 +820,29 @@ class TestCli : public QObject {
     const nlohmann::json p = nlohmann::json::parse(ppl.out.toStdString());
     QVERIFY(p["perplexity"].get<double>() > 1.0 && p["tokens"].get<int>() > 4);
 
+    // approx-quality: BLEU per swapped self-attention on a two-sentence test set, table + JSON + figure.
+    QFile src(path("tiny_test.de")), ref(path("tiny_test.en"));
+    QVERIFY(src.open(QIODevice::WriteOnly) && ref.open(QIODevice::WriteOnly));
+    src.write("kalo mitu.\nfonu za ber.\n");
+    ref.write("loka tumi.\nnufo za ber.\n");
+    src.close();
+    ref.close();
+    const CliRun aq = cli({"approx-quality", "--model", model, "--lm", path("tiny_lm"), "--src", path("tiny_test.de"), "--ref",
+                           path("tiny_test.en"), "--variant", "softmax", "--variant", "performer:n_features=8",
+                           "--variant", "performer:n_features=16", "--variant", "linear", "--json", path("aq.json"),
+                           "--out", path("aq.png")});
+    QVERIFY2(aq.exit_code == 0, qPrintable(aq.err));
+    QCOMPARE(aq.out.count('\n'), 5);  // header + 4 settings
+    const nlohmann::json q = nlohmann::json::parse(read_bytes(path("aq.json")).toStdString());
+    QCOMPARE(q["rows"].size(), std::size_t(4));
+    QCOMPARE(q["rows"][1]["label"].get<std::string>(), std::string("performer n_features=8"));
+    for (const auto& r : q["rows"]) QVERIFY(r.contains("bleu") && r.contains("perplexity") && r["perplexity"].get<double>() > 1);
+    QVERIFY(!QImage(path("aq.png")).isNull());
+    expect_failure(cli({"approx-quality", "--model", model, "--src", path("tiny_test.de"), "--ref", path("tiny_test.en"),
+                        "--variant", "performer:n_features=0"}), 1, "n_features");
+    expect_failure(cli({"approx-quality", "--model", model, "--src", path("tiny_test.de"), "--ref", path("tiny_in.txt")}), 1,
+                   "lines");
+
     expect_failure(cli({"train", "--out", model}), 2, "--data");
     expect_failure(cli({"train", "--data", path("nowhere"), "--out", model}), 1, "spm.model");
     expect_failure(cli(QStringList{"train", "--data", data, "--out", path("fresh"), "--resume"} + sizes), 1, "checkpoint");
