@@ -140,10 +140,20 @@ std::optional<std::string> WordBaseline::lookup(std::string_view word) const {
 std::string WordBaseline::translate(std::string_view german) const {
   std::string out;
   bool attach_next = false;  // after an opening bracket or quote
+  bool sentence_start = true;
   for (const Piece& piece : split_words(german)) {
     std::string text = piece.text;
     if (piece.word) {
-      if (const auto english = lookup(piece.text)) text = *english;
+      // A sentence's first word is capitalised by position, not because it is a noun: look it up
+      // lowercased first ("Ich" is "I", not the noun "Ich" = "ego").
+      std::optional<std::string> english;
+      if (sentence_start) {
+        const auto it = table_.find(lowercase(piece.text));
+        if (it != table_.end()) english = it->second;
+      }
+      if (!english) english = lookup(piece.text);
+      if (english) text = *english;
+      sentence_start = false;
     }
     const bool attach_to_previous = !piece.word && !opens(piece.text);
     if (!out.empty() && !attach_next && !attach_to_previous) out.push_back(' ');

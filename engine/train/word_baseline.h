@@ -29,6 +29,7 @@ class WordBaseline {
   // From the pairs of kind `word` in `pairs` (others are ignored).
   static WordBaseline build(const std::vector<TranslationPair>& pairs);
 
+  // Word by word; the sentence's first word is looked up lowercased first, every other word by lookup().
   std::string translate(std::string_view german) const;
   // The entry for `word` by the exact / lowercase / first-uppercase lookup, if any.
   std::optional<std::string> lookup(std::string_view word) const;

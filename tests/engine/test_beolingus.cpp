@@ -500,6 +500,11 @@ class TestBeolingus : public QObject {
     const WordBaseline baseline = WordBaseline::build(pairs);
     QCOMPARE(baseline.size(), std::size_t{5});
     QCOMPARE(baseline.translate("Ich habe keine Zeit."), std::string("I have no time."));  // "Ich" → "ich"
+    // The first word is looked up lowercased first; inside the sentence the noun wins.
+    const WordBaseline nouns = WordBaseline::build({{"Ich", "ego", PairKind::word}, {"ich", "I", PairKind::word},
+                                                    {"Zeit", "time", PairKind::word}, {"zeit", "during", PairKind::word}});
+    QCOMPARE(nouns.translate("Ich Zeit ich."), std::string("I time I."));
+    QCOMPARE(nouns.translate("Zeit ich."), std::string("During I."));
     QCOMPARE(baseline.translate("zeit, Hund!"), std::string("Time, hound!"));              // "zeit" → "Zeit"
     QCOMPARE(baseline.translate("Ich habe „keine“ Zeit (heute)."), std::string("I have „no“ time (heute)."));
     QCOMPARE(baseline.translate("über  Hund-Zeit"), std::string("Über Hund-Zeit"));  // unknown words copied
