@@ -30,10 +30,8 @@ std::string clock_text(double seconds) {
 std::vector<train::Example> tokenize_pairs(const std::vector<TranslationPair>& pairs, const SentencePieceTokenizer& spm,
                                            bool seq2seq, std::int64_t max_length, std::int64_t* dropped) {
   std::vector<train::Example> out;
-  std::set<std::string> seen_english;  // a language model sees each English string once
   for (const TranslationPair& p : pairs) {
     train::Example e;
-    if (!seq2seq && !seen_english.insert(p.en).second) continue;
     e.tgt = spm.encode_ids(p.en);
     if (seq2seq) e.src = spm.encode_ids(p.de);
     if (e.tgt.empty() || (seq2seq && e.src.empty()) ||
@@ -110,8 +108,18 @@ int cmd_train(int argc, char** argv) {
   // Full sentences are 3 % of the pairs but what the translator is tested on: --sentence-repeat N
   // lists each one N times (the shuffle spreads the copies over the epoch).
   const int sentence_repeat = parse_positive("sentence-repeat", o.get("sentence-repeat", "1"));
-  std::vector<TranslationPair> train_pairs = read_pairs_tsv((fs::path(data) / "train.tsv").string());
-  if (seq2seq && sentence_repeat > 1) {
+  // A language model sees each English string once (many German entries share a translation).
+  auto english_once = [&](std::vector<TranslationPair> pairs) {
+    if (seq2seq) return pairs;
+    std::set<std::string> seen;
+    std::vector<TranslationPair> unique;
+    for (TranslationPair& p : pairs) {
+      if (seen.insert(p.en).second) unique.push_back(std::move(p));
+    }
+    return unique;
+  };
+  std::vector<TranslationPair> train_pairs = english_once(read_pairs_tsv((fs::path(data) / "train.tsv").string()));
+  if (sentence_repeat > 1) {
     const std::size_t n = train_pairs.size();
     for (int r = 1; r < sentence_repeat; ++r) {
       for (std::size_t i = 0; i < n; ++i) {
@@ -122,7 +130,8 @@ int cmd_train(int argc, char** argv) {
   const std::vector<train::Example> train_set = tokenize_pairs(train_pairs, spm, seq2seq, config.max_length, &dropped);
   std::int64_t dropped_valid = 0;
   std::vector<train::Example> valid_set =
-      tokenize_pairs(read_pairs_tsv((fs::path(data) / "valid.tsv").string()), spm, seq2seq, config.max_length, &dropped_valid);
+      tokenize_pairs(english_once(read_pairs_tsv((fs::path(data) / "valid.tsv").string())), spm, seq2seq, config.max_length,
+                     &dropped_valid);
   // Every k-th validation example, so that an evaluation costs seconds, not a minute.
   const std::size_t valid_max = static_cast<std::size_t>(parse_positive("valid-max", o.get("valid-max", "4000")));
   if (valid_set.size() > valid_max) {
