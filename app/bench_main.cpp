@@ -15,7 +15,10 @@
 //   time slopes of six variants against their ranges, the 512-token keystroke of every variant
 //   against the floor set by the model's dense products
 //
-// Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--model-scaling] [--decoding] [--targets]
+//   with --training: training tokens/s of the translator's size, data-parallel replicas against
+//   Eigen's own threading (issue 7)
+//
+// Usage: attnlab-bench [--repeats N] [--no-gl] [--kernel-scaling] [--model-scaling] [--decoding] [--targets] [--training]
 //                      [--only SECTION,...]
 //   The default run takes about a minute (run under xvfb-run for the GL figure). --kernel-scaling
 //   adds the long-length section, about half a minute more on a 2-core machine, most of it causal
@@ -52,6 +55,8 @@
 #include "heatmap_view.h"
 #include "trace_view.h"
 #include "models/playground.h"
+#include "train/trainer.h"
+#include <omp.h>
 
 using namespace attnlab;
 
@@ -375,6 +380,64 @@ void bench_model_scaling() {
 // recomputing the prefix without one, and O(N·F·dv) with the recurrent forms, whose state does
 // not grow. One head, d = dv = 64, one thread per step loop; median of 3 runs after a warm-up,
 // 10 s budget per run (the prefix recomputation stops past it).
+
+// Training throughput of the shipped translator's size (d_model 256, 3+3 layers, d_ff 1024, 8000
+// pieces) on batches of 6000 tokens with the data's lengths (most pairs are 2-8 pieces a side,
+// 3 % are sentences of 8-30), AdamW included: data-parallel replicas (what `train` does) against
+// one model whose products use Eigen's own threads.
+void bench_training() {
+  using namespace attnlab::train;
+  TransformerConfig c;
+  c.vocab = 8000;
+  c.d_model = 256;
+  c.heads = 4;
+  c.d_ff = 1024;
+  c.encoder_layers = 3;
+  c.decoder_layers = 3;
+  c.max_length = 64;
+  Rng rng(7);
+  std::vector<Example> data;
+  for (int i = 0; i < 6000; ++i) {
+    Example e;
+    const bool sentence = rng.below(100) < 3;
+    const int ls = sentence ? 8 + static_cast<int>(rng.below(23)) : 2 + static_cast<int>(rng.below(7));
+    const int lt = sentence ? 8 + static_cast<int>(rng.below(23)) : 2 + static_cast<int>(rng.below(7));
+    for (int j = 0; j < ls; ++j) e.src.push_back(4 + static_cast<std::int32_t>(rng.below(7996)));
+    for (int j = 0; j < lt; ++j) e.tgt.push_back(4 + static_cast<std::int32_t>(rng.below(7996)));
+    data.push_back(std::move(e));
+  }
+  const auto batches = epoch_batches(data, 6000, true, 1, 0);
+  std::printf("\ntraining: translator d_model 256, 3+3 layers, d_ff 1024, 8000 pieces, batches of 6000 tokens, AdamW\n");
+  for (const int workers : {1, cpu_threads()}) {
+    for (const bool replicas : {true, false}) {
+      if (!replicas && workers == 1) continue;
+      Transformer<float> model(c, 1);
+      AdamW adam(OptimizerOptions{}, model.values().size());
+      ParallelRunner runner(model, replicas ? workers : 1);
+      omp_set_num_threads(workers);
+      const int steps = 6;
+      double tokens = 0;
+      QElapsedTimer timer;
+      for (int s = 0; s < steps + 1; ++s) {
+        if (s == 1) {  // the first step allocates; not counted
+          timer.start();
+          tokens = 0;
+        }
+        const auto& b = batches[static_cast<std::size_t>(s)];
+        for (const std::int64_t i : b) tokens += static_cast<double>(example_tokens(data[static_cast<std::size_t>(i)], true));
+        runner.run(data, b, true, 1e-3);
+        adam.step(model.values(), model.grads(), model.entries(), s + 1);
+        runner.sync();
+      }
+      const double sec = static_cast<double>(timer.nsecsElapsed()) * 1e-9;
+      std::printf("  %-44s %8.0f tokens/s  %6.2f s/step\n",
+                  (std::to_string(workers) + (replicas ? " thread(s), one replica each" : " threads inside Eigen's products")).c_str(),
+                  tokens / sec, sec / steps);
+    }
+  }
+  omp_set_num_threads(cpu_threads());
+}
+
 void bench_decoding() {
   DecodingOptions o;
   o.methods = decoding_methods();
@@ -581,6 +644,7 @@ int main(int argc, char** argv) {
   bool model_scaling = false;
   bool decoding = false;
   bool targets = false;
+  bool training = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeats" && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
@@ -589,6 +653,7 @@ int main(int argc, char** argv) {
     else if (arg == "--model-scaling") model_scaling = true;
     else if (arg == "--decoding") decoding = true;
     else if (arg == "--targets") targets = true;
+    else if (arg == "--training") training = true;
     else if (arg == "--only" && i + 1 < argc) {
       std::string list = argv[++i];
       for (std::size_t start = 0; start <= list.size();) {
@@ -599,11 +664,11 @@ int main(int argc, char** argv) {
     }
   }
   const std::set<std::string> sections = {"softmax", "playground", "variants",      "reversible",   "gemm",
-                                          "gl",      "kernel-scaling", "model-scaling", "decoding", "targets"};
+                                          "gl",      "kernel-scaling", "model-scaling", "decoding", "targets", "training"};
   for (const std::string& name : only) {
     if (!sections.count(name)) {
       std::fprintf(stderr, "attnlab-bench: unknown section '%s' (softmax, playground, variants, reversible, gemm, gl, "
-                           "kernel-scaling, model-scaling, decoding, targets)\n", name.c_str());
+                           "kernel-scaling, model-scaling, decoding, targets, training)\n", name.c_str());
       return 2;
     }
   }
@@ -613,6 +678,7 @@ int main(int argc, char** argv) {
     if (std::string(section) == "model-scaling") return model_scaling;
     if (std::string(section) == "decoding") return decoding;
     if (std::string(section) == "targets") return targets;
+    if (std::string(section) == "training") return training;
     return true;
   };
   // One application for the whole run: the view timings need fonts, the GL section a context
@@ -632,6 +698,7 @@ int main(int argc, char** argv) {
   if (wanted("model-scaling")) bench_model_scaling();
   if (wanted("decoding")) bench_decoding();
   if (wanted("targets")) bench_targets(repeats);
+  if (wanted("training")) bench_training();
   if (gl && wanted("gl")) bench_gl();
   return 0;
 }
