@@ -32,7 +32,11 @@ std::shared_ptr<const TrainedModel> TrainedModel::load(const std::string& dir) {
     if (!fs::is_regular_file(p)) throw IoError("model folder '" + dir + "' has no " + name);
     return p.string();
   };
-  const std::string config_path = file("config.json"), weights_path = file("model.safetensors"),
+  // A folder whose training is still running has only its checkpoint: its latest weights load.
+  const bool in_training = !fs::exists(fs::path(dir) / "model.safetensors") &&
+                           fs::exists(fs::path(dir) / "checkpoint.safetensors") && fs::exists(fs::path(dir) / "config.json");
+  const std::string config_path = file("config.json"),
+                    weights_path = file(in_training ? "checkpoint.safetensors" : "model.safetensors"),
                     tokenizer_path = file("tokenizer.model");
   std::ifstream in(config_path);
   if (!in) throw IoError("cannot read " + config_path);
@@ -130,9 +134,10 @@ RowMatrix softmax_attention(const RowMatrix& q, const RowMatrix& k, const RowMat
 }
 
 // x += Attn(LN(x)) (self, with the chosen variant) or x += Attn(LN(x), memory) (cross, softmax).
+// `probe` (self-attention only) sees the layer's q, k, v [H, L, d], output and trace.
 void attention_sublayer(const TrainedModel& model, const AttentionSlots& s, RowMatrix& x, const RowMatrix* memory,
                         bool causal, const AttentionChoice& choice, std::int64_t layer, AttentionMaps* maps,
-                        const CancelToken* cancel) {
+                        const CancelToken* cancel, AttentionProbe* probe) {
   const train::Transformer<float>& w = model.weights();
   const std::int64_t heads = model.config().heads;
   const RowMatrix a = layer_norm(w, s.norm, x);
@@ -143,18 +148,30 @@ void attention_sublayer(const TrainedModel& model, const AttentionSlots& s, RowM
     maps->resize(std::max<std::size_t>(maps->size(), static_cast<std::size_t>(layer) + 1));
     map_out = &(*maps)[static_cast<std::size_t>(layer)];
   }
+  if (memory) probe = nullptr;
+  const bool traced = map_out || probe;
+  const std::uint64_t seed = Rng::derive(choice.seed, static_cast<std::uint64_t>(layer));
   RowMatrix context;
-  if (memory || !choice.variant) {
+  if (!probe && (memory || !choice.variant)) {
     context = softmax_attention(q, k, v, heads, causal, map_out);
   } else {
     const Tensor qh = split_heads(q, heads), kh = split_heads(k, heads), vh = split_heads(v, heads);
     AttentionInput input{qh, kh, vh};
     input.causal = causal;
-    input.params = &choice.params;
-    input.seed = Rng::derive(choice.seed, static_cast<std::uint64_t>(layer));
+    input.params = choice.variant ? &choice.params : nullptr;
+    input.seed = seed;
     input.cancel = cancel;
     Trace trace;
-    context = merge_heads(run_attention(*choice.variant, input, map_out ? &trace : nullptr));
+    Tensor attended;
+    if (choice.variant) {
+      attended = run_attention(*choice.variant, input, traced ? &trace : nullptr);
+    } else {
+      // The trained softmax, observed: the training op's numbers, its probabilities as the trace.
+      const RowMatrix merged = softmax_attention(q, k, v, heads, causal, &trace.weights);
+      attended = split_heads(merged, heads);
+    }
+    if (probe) probe->observe(layer, input, attended, &trace);
+    context = merge_heads(attended);
     if (map_out) *map_out = std::move(trace.weights);
   }
   x += affine(w, s.o, context);
@@ -190,14 +207,15 @@ void check_ids(const TrainedModel& model, const std::vector<std::int32_t>& ids, 
 }  // namespace
 
 RowMatrix encode(const TrainedModel& model, const std::vector<std::int32_t>& src, const AttentionChoice& attention,
-                 AttentionMaps* maps, const CancelToken* cancel) {
+                 AttentionMaps* maps, const CancelToken* cancel, AttentionProbe* probe) {
   if (!model.config().has_encoder()) throw ParamError("a language model has no encoder");
   check_ids(model, src, "the source");
   const train::Transformer<float>& w = model.weights();
   RowMatrix x = embed(w, src, 0);
   for (std::size_t l = 0; l < w.encoder_layers().size(); ++l) {
     check_cancelled(cancel);
-    attention_sublayer(model, w.encoder_layers()[l].self_attn, x, nullptr, false, attention, static_cast<std::int64_t>(l), maps, cancel);
+    attention_sublayer(model, w.encoder_layers()[l].self_attn, x, nullptr, false, attention, static_cast<std::int64_t>(l), maps,
+                       cancel, probe);
     feed_forward_sublayer(w, w.encoder_layers()[l], x);
   }
   return layer_norm(w, w.encoder_norm(), x);
@@ -205,7 +223,7 @@ RowMatrix encode(const TrainedModel& model, const std::vector<std::int32_t>& src
 
 RowMatrix decode_all(const TrainedModel& model, const RowMatrix* memory, const std::vector<std::int32_t>& tgt_in,
                      const AttentionChoice& attention, AttentionMaps* self_maps, AttentionMaps* cross_maps,
-                     const CancelToken* cancel) {
+                     const CancelToken* cancel, AttentionProbe* probe) {
   check_ids(model, tgt_in, "the target");
   if (model.config().has_encoder() != (memory != nullptr)) {
     throw ParamError(model.config().has_encoder() ? "the translator needs the encoder's memory" : "a language model takes no memory");
@@ -215,9 +233,10 @@ RowMatrix decode_all(const TrainedModel& model, const RowMatrix* memory, const s
   for (std::size_t l = 0; l < w.decoder_layers().size(); ++l) {
     check_cancelled(cancel);
     const LayerSlots& s = w.decoder_layers()[l];
-    attention_sublayer(model, s.self_attn, y, nullptr, true, attention, static_cast<std::int64_t>(l), self_maps, cancel);
+    attention_sublayer(model, s.self_attn, y, nullptr, true, attention, static_cast<std::int64_t>(l), self_maps, cancel, probe);
     if (s.has_cross) {
-      attention_sublayer(model, s.cross_attn, y, memory, false, attention, static_cast<std::int64_t>(l), cross_maps, cancel);
+      attention_sublayer(model, s.cross_attn, y, memory, false, attention, static_cast<std::int64_t>(l), cross_maps, cancel,
+                         nullptr);
     }
     feed_forward_sublayer(w, s, y);
   }

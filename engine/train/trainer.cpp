@@ -177,7 +177,12 @@ void save_weights(const Transformer<float>& model, const std::string& path, cons
 
 void load_weights(Transformer<float>& model, const std::string& path) {
   const SafetensorsFile file = read_safetensors(path);
-  for (const ParamEntry& e : model.entries()) read_entry(file, e.name, e, model.values().data(), path);
+  // A training checkpoint names the weights "param/NAME" (beside the optimizer's moments).
+  const bool checkpoint = !file.tensors.count(model.entries().front().name) &&
+                          file.tensors.count("param/" + model.entries().front().name);
+  for (const ParamEntry& e : model.entries()) {
+    read_entry(file, (checkpoint ? "param/" : "") + e.name, e, model.values().data(), path);
+  }
 }
 
 // ---- data parallelism -----------------------------------------------------------------------------
@@ -313,6 +318,9 @@ TrainResult train_model(const TransformerConfig& config, const TrainOptions& opt
     pos = load_checkpoint(checkpoint_path, model, adam, options);
   }
   ParallelRunner runner(model, omp_get_max_threads());
+  // The config first, so that the folder loads (from its checkpoint) while training runs.
+  write_file_atomically((std::filesystem::path(options.out_dir) / "config.json").string(),
+                        [&](std::ostream& os) { os << model.config().to_json().dump(2) << "\n"; });
   std::ofstream log(log_path, options.resume ? std::ios::app : std::ios::trunc);
   if (!log) throw IoError("cannot write " + log_path);
 
@@ -424,8 +432,7 @@ TrainResult train_model(const TransformerConfig& config, const TrainOptions& opt
                          {"valid_nll", result.final_valid_nll},
                          {"options", options.to_json()}};
   save_weights(model, (std::filesystem::path(options.out_dir) / "model.safetensors").string(), meta);
-  write_file_atomically((std::filesystem::path(options.out_dir) / "config.json").string(),
-                        [&](std::ostream& os) { os << model.config().to_json().dump(2) << "\n"; });
+
   return result;
 }
 

@@ -109,7 +109,8 @@ TrainResult train_model(const TransformerConfig& config, const TrainOptions& opt
 
 // model.safetensors (named float32 weights, metadata: the config) ↔ a model.
 void save_weights(const Transformer<float>& model, const std::string& path, const nlohmann::json& metadata);
-// Throws FormatError when a tensor is missing or has another shape than the config says.
+// Also reads the weights of a training checkpoint. Throws FormatError when a tensor is missing
+// or has another shape than the config says.
 void load_weights(Transformer<float>& model, const std::string& path);
 
 }  // namespace attnlab::train

@@ -181,6 +181,12 @@ class TestTrainer : public QObject {
 
     train_model(config, tiny_options(dir2.path(), 400), train_set, valid, nullptr, 0);
     QVERIFY(weights_of(dir1.path()) == weights_of(dir2.path()));  // same seed, same threads: same bits
+
+    // The checkpoint holds the same weights (what a folder still in training loads).
+    Transformer<float> from_checkpoint(config, 99), from_model(config, 98);
+    load_weights(from_checkpoint, (dir1.path() + "/checkpoint.safetensors").toStdString());
+    load_weights(from_model, (dir1.path() + "/model.safetensors").toStdString());
+    QVERIFY(from_checkpoint.values() == from_model.values());
   }
 
   void resume_continues_exactly_where_it_stopped() {
