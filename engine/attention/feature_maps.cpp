@@ -6,6 +6,8 @@
 #include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <mutex>
 #include <exception>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -46,9 +48,50 @@ FeatureNorms parse_feature_norms(const std::string& name) {
   throw ParamError("feature_norms=" + name + ": allowed gaussian, sqrt_d");
 }
 
+namespace {
+
+// Drawing W costs a QR decomposition per block of d rows, and decoding with a swapped-in
+// Performer asks for the same draw at every step and layer (same seed, same options): the last
+// draws are kept. Their storage is plain memory outside the engine's meter; callers get a fresh
+// tensor as before, so memory accounting and results are unchanged.
+struct FeatureDraw {
+  std::int64_t dim = 0, features = 0;
+  std::uint64_t seed = 0;
+  bool orthogonal = false;
+  FeatureNorms norms = FeatureNorms::Gaussian;
+  std::vector<float> values;
+  bool same(std::int64_t d, std::uint64_t s, const RandomFeatureOptions& o) const {
+    return dim == d && seed == s && features == o.features && orthogonal == o.orthogonal && norms == o.norms;
+  }
+};
+
+constexpr std::size_t kKeptDraws = 64;
+std::mutex draws_mutex;
+std::deque<FeatureDraw> kept_draws;  // most recent first
+
+Tensor draw_uncached(std::int64_t dim, std::uint64_t seed, const RandomFeatureOptions& o);
+
+}  // namespace
+
 Tensor draw_random_features(std::int64_t dim, std::uint64_t seed, const RandomFeatureOptions& o) {
   if (o.features < 1) throw ParamError("random features: m = " + std::to_string(o.features) + ", need at least 1");
   if (dim < 1) throw ParamError("random features: dimension " + std::to_string(dim) + ", need at least 1");
+  {
+    const std::lock_guard<std::mutex> lock(draws_mutex);
+    for (const FeatureDraw& k : kept_draws) {
+      if (k.same(dim, seed, o)) return Tensor::from_data({o.features, dim}, k.values.data(), k.values.size());
+    }
+  }
+  Tensor w = draw_uncached(dim, seed, o);
+  const std::lock_guard<std::mutex> lock(draws_mutex);
+  kept_draws.push_front({dim, o.features, seed, o.orthogonal, o.norms, std::vector<float>(w.data(), w.data() + w.size())});
+  if (kept_draws.size() > kKeptDraws) kept_draws.pop_back();
+  return w;
+}
+
+namespace {
+
+Tensor draw_uncached(std::int64_t dim, std::uint64_t seed, const RandomFeatureOptions& o) {
   const std::int64_t m = o.features, d = dim;
   Rng rng(seed);
   Tensor w = Tensor::uninitialized({m, d});
@@ -90,6 +133,8 @@ Tensor draw_random_features(std::int64_t dim, std::uint64_t seed, const RandomFe
   }
   return w;
 }
+
+}  // namespace
 
 std::uint64_t favor_seed(std::uint64_t seed, std::int64_t head, std::int64_t redraw) {
   return Rng::derive(seed, "favor/head" + std::to_string(head) + "/draw" + std::to_string(redraw));
