@@ -59,7 +59,7 @@ const char* kUsage =
     "      Run one variant on your tensors: Q, K [L, d] or [H, L, d]; V [L, dv] or [H, L, dv].\n"
     "      O has V's shape; W the dense weights [H, L, L] (or [L, L]); T the variant's extras.\n"
     "  figure (--text TEXT | --session FILE.json) --out FILE.png|.svg|.pdf (or the view's data: .npy, .csv, .json)\n"
-    "         [--model NAME|CONFIG.json] [--weights W.safetensors] [--variant NAME]\n"
+    "         [--model NAME|CONFIG.json|trained:NAME] [--weights W.safetensors] [--variant NAME]\n"
     "         [--param key=value]... [--causal] [--seed N] [--weight-seed N] [--layer I] [--head J]\n"
     "         [--view heatmap|heads|buckets|clusters|blocks|yoso|compare|state|halting|experts|recurrent|\n"
     "                 perceiver|memory|mega|gss] [--view-option key=value]...\n"
@@ -100,10 +100,12 @@ const char* kUsage =
     "      rows {method, tokens, status, median_ms, min_ms, max_ms, tokens_per_second, last_step_us,\n"
     "      state_bytes}; --out draws tokens/s and the state's bytes against N.\n"
     "  models [--json]\n"
-    "      List the built-in model presets; --json prints each with its full config.\n"
+    "      List the built-in model presets and the trained models (trained:de-en, trained:en-lm in\n"
+    "      $ATTNLAB_MODELS or assets/models, whether each is installed); --json prints each preset's\n"
+    "      full config and each trained model's {name, trained, available, folder, summary, config}.\n"
     "  layer-types [--json]\n"
     "      List the layer types and feed-forward kinds a model config can use, with their parameters.\n"
-    "  inspect --model NAME|CONFIG.json --text TEXT [--seed N] [--weight-seed N] [--weights W.safetensors]\n"
+    "  inspect --model NAME|CONFIG.json|trained:NAME --text TEXT [--seed N] [--weight-seed N] [--weights W.safetensors]\n"
     "         [--variant NAME] [--param key=value]... [--causal] --json OUT.json\n"
     "      Run a model on a text and write its tokens and, per layer, the type, the attention it ran,\n"
     "      the attention's extras and the layer's own trace under fixed keys: halting, experts,\n"
@@ -585,15 +587,23 @@ int cmd_memory_depth(int argc, char** argv) {
 
 int cmd_models(int argc, char** argv) {
   const Options o = parse_options("models", argc, argv, {}, {"json"});
+  const std::vector<TrainedModelEntry> trained = shipped_trained_models();
   if (o.has("json")) {
     nlohmann::json list = nlohmann::json::array();
     for (const ModelConfig& m : builtin_models()) list.push_back(m.to_json());
+    for (const TrainedModelEntry& t : trained) {
+      list.push_back({{"name", t.name}, {"trained", true}, {"available", t.available}, {"folder", t.folder}, {"summary", t.summary},
+                      {"config", t.available ? resolve_model_config(t.name).to_json() : nlohmann::json()}});
+    }
     std::cout << list.dump(2) << "\n";
     return 0;
   }
   for (const ModelConfig& m : builtin_models()) {
     std::cout << m.name << " — " << m.layer_count() << (m.layer_count() == 1 ? " layer" : " layers") << ", d_model " << m.d_model << ", " << m.heads
               << " heads, up to " << m.max_length << " tokens\n    " << m.description << "\n";
+  }
+  for (const TrainedModelEntry& t : trained) {
+    std::cout << t.name << " — " << (t.available ? "installed in " + t.folder : std::string("not installed")) << "\n    " << t.summary << "\n";
   }
   return 0;
 }

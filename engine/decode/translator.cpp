@@ -339,23 +339,8 @@ void TranslationDecoder::reorder(const std::vector<std::int64_t>& parents) {
 
 // ---- translate ------------------------------------------------------------------------------------
 
-namespace {
-
-// Sentence-sized work runs on the calling thread alone: its products are far too small to pay
-// for waking an OpenMP team (on a busy machine each team wake-up cost milliseconds, making a
-// swapped-in variant 10-40x slower). The setting is the calling thread's own and is restored.
-class SingleThreaded {
- public:
-  SingleThreaded() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SingleThreaded() { omp_set_num_threads(previous_); }
-  SingleThreaded(const SingleThreaded&) = delete;
-  SingleThreaded& operator=(const SingleThreaded&) = delete;
-
- private:
-  int previous_;
-};
-
-}  // namespace
+SingleThreaded::SingleThreaded() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
+SingleThreaded::~SingleThreaded() { omp_set_num_threads(previous_); }
 
 Translation translate(const TrainedModel& model, const std::string& text, const TranslateOptions& options) {
   const SingleThreaded one_thread;

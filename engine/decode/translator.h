@@ -13,6 +13,13 @@
 // stays exact softmax (the alignment is what the user reads). The trained softmax decodes
 // incrementally with a KV cache; a swapped variant has no cache in general, so each step reruns the
 // decoder over the hypothesis' prefix (O(T²) per sentence, still milliseconds at T ≤ 64).
+//
+// Observing: encode and decode_all take an optional AttentionProbe (layers/multi_head_attention.h)
+// that sees every self-attention layer (encoder: full; decoder: causal; never cross-attention):
+// the layer index, the input it ran on — q, k [H, L, d], v [H, L, dv], the causal flag and the
+// seed Rng::derive(choice.seed, layer) — its output [H, L, dv] and its full Trace: the variant's
+// weights [H, L, L] and extras (LSH buckets, clusters, ...), or on the trained softmax path the
+// softmax probabilities without extras. A probe makes every self-attention layer traced.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +33,8 @@
 #include "train/transformer.h"
 
 namespace attnlab {
+
+class AttentionProbe;
 
 class TrainedModel {
  public:
@@ -60,13 +69,15 @@ AttentionChoice make_attention_choice(const std::string& name, const std::vector
 // Per layer [H, Lq, Lk].
 using AttentionMaps = std::vector<Tensor>;
 
-// Encoder over source ids → memory [S, D]; `maps` (optional) gets the self-attention weights.
+// Encoder over source ids → memory [S, D]; `maps` (optional) gets the self-attention weights,
+// `probe` (optional) each self-attention layer's q, k, v, output and trace.
 RowMatrix encode(const TrainedModel& model, const std::vector<std::int32_t>& src, const AttentionChoice& attention,
-                 AttentionMaps* maps, const CancelToken* cancel = nullptr);
+                 AttentionMaps* maps, const CancelToken* cancel = nullptr, AttentionProbe* probe = nullptr);
 // Decoder over target inputs [T] (BOS first) → logits [T, V]; memory is null for a language model.
+// `probe` sees the (causal) self-attention layers only.
 RowMatrix decode_all(const TrainedModel& model, const RowMatrix* memory, const std::vector<std::int32_t>& tgt_in,
                      const AttentionChoice& attention, AttentionMaps* self_maps, AttentionMaps* cross_maps,
-                     const CancelToken* cancel = nullptr);
+                     const CancelToken* cancel = nullptr, AttentionProbe* probe = nullptr);
 
 // The decoder side as an IncrementalDecoder for greedy/beam search over one source sentence.
 class TranslationDecoder final : public IncrementalDecoder {
@@ -87,6 +98,22 @@ class TranslationDecoder final : public IncrementalDecoder {
   AttentionChoice attention_;
   std::vector<RowMatrix> cross_keys_, cross_values_;  // per layer [S, D], shared by every slot
   std::vector<Slot> slots_;
+};
+
+// Sentence-sized work runs on the calling thread alone: its products are far too small to pay
+// for waking an OpenMP team (on a busy machine each team wake-up cost milliseconds, making a
+// swapped-in variant 10-40x slower). While one lives, the calling thread's OpenMP regions use one
+// thread; the setting is that thread's own and is restored. translate, score_language_model and
+// the playground's trained models use it.
+class SingleThreaded {
+ public:
+  SingleThreaded();
+  ~SingleThreaded();
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+ private:
+  int previous_;
 };
 
 struct TranslateOptions {
