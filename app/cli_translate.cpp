@@ -35,32 +35,6 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-nlohmann::json maps_json(const AttentionMaps& maps) {
-  nlohmann::json layers = nlohmann::json::array();
-  for (const Tensor& t : maps) layers.push_back(tensor_to_json(t));
-  return layers;
-}
-
-nlohmann::json translation_json(const Translation& t, const TranslateOptions& options) {
-  nlohmann::json source = nlohmann::json::array(), target = nlohmann::json::array();
-  for (const Token& tok : t.source_tokens) source.push_back(tok.text);
-  source.push_back("</s>");
-  for (const std::string& piece : t.target_tokens) target.push_back(piece);
-  if (t.finished) target.push_back("</s>");
-  nlohmann::json j = {{"source_tokens", source},
-                      {"target_tokens", target},
-                      {"translation", t.text},
-                      {"cross_attention", maps_json(t.cross_attention)},
-                      {"ms", t.ms},
-                      {"attention", options.attention.name()},
-                      {"beam", options.beam},
-                      {"log_prob", t.log_prob},
-                      {"score", t.score},
-                      {"finished", t.finished}};
-  if (options.beam > 1) j["nbest"] = t.nbest_text;
-  return j;
-}
-
 }  // namespace
 
 int cmd_translate(int argc, char** argv) {
@@ -82,7 +56,7 @@ int cmd_translate(int argc, char** argv) {
   if (!o.has("file")) {
     const Translation t = translate(*model, o.positional.front(), options);
     if (json) {
-      std::cout << translation_json(t, options).dump() << "\n";
+      std::cout << translation_json(t, options.attention.name(), options.beam).dump() << "\n";
     } else {
       std::cout << t.text << "\n";
       for (std::size_t i = 1; i < t.nbest_text.size(); ++i) std::cout << "  " << i + 1 << ". " << t.nbest_text[i] << "\n";
@@ -100,7 +74,7 @@ int cmd_translate(int argc, char** argv) {
     }
     try {
       const Translation t = translate(*model, lines[i], options);
-      std::cout << (json ? translation_json(t, options).dump() : t.text) << "\n";
+      std::cout << (json ? translation_json(t, options.attention.name(), options.beam).dump() : t.text) << "\n";
     } catch (const ParamError& e) {
       ++failures;
       std::cerr << "attnlab-cli: " << o.get("file") << " line " << i + 1 << ": " << e.what() << "\n";

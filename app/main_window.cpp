@@ -23,6 +23,7 @@
 #include <QScrollArea>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStandardItemModel>
 #include <QStatusBar>
 #include <QStyleFactory>
 #include <QTabWidget>
@@ -45,6 +46,7 @@
 #include "param_panel.h"
 #include "result_views.h"
 #include "trace_view.h"
+#include "translate_view.h"
 
 namespace attnlab {
 namespace {
@@ -114,6 +116,14 @@ void MainWindow::buildUi() {
   for (const ModelConfig& m : builtin_models()) {
     model_box_->addItem(QString::fromStdString(m.name));
     model_box_->setItemData(model_box_->count() - 1, QString::fromStdString(m.description), Qt::ToolTipRole);
+  }
+  // The trained models: always listed; one that is not installed is disabled, its tooltip says why.
+  for (const TrainedModelEntry& t : shipped_trained_models()) {
+    model_box_->addItem(QString::fromStdString(t.name));
+    const int index = model_box_->count() - 1;
+    model_box_->setItemData(index, QString::fromStdString(t.summary), Qt::ToolTipRole);
+    auto* items = qobject_cast<QStandardItemModel*>(model_box_->model());
+    if (!t.available && items) items->item(index)->setEnabled(false);
   }
   variant_box_ = new QComboBox;
   for (const Attention* a : Registry::builtin().all()) {
@@ -240,6 +250,20 @@ void MainWindow::buildUi() {
   curves_dock_->resize(1360, 780);
   curves_dock_->hide();
   connect(curves_, &CurvesView::settingsChanged, this, [this] {
+    if (!applying_) setModified(true);
+  });
+
+  // ---- translate dock ------------------------------------------------------------------------------
+  translate_ = new TranslateView;
+  translate_dock_ = new QDockWidget(tr("Translate"), this);
+  translate_dock_->setObjectName(QStringLiteral("translateDock"));
+  translate_dock_->setWidget(translate_);
+  addDockWidget(Qt::BottomDockWidgetArea, translate_dock_);
+  // Floating: the text, the controls and a readable alignment need more room than a dock.
+  translate_dock_->setFloating(true);
+  translate_dock_->resize(1480, 920);
+  translate_dock_->hide();
+  connect(translate_, &TranslateView::settingsChanged, this, [this] {
     if (!applying_) setModified(true);
   });
 
@@ -410,6 +434,9 @@ void MainWindow::buildMenus() {
   QAction* curves = tools->addAction(tr("Memory/time &curves…"), this, &MainWindow::showCurves);
   curves->setObjectName(QStringLiteral("curvesAction"));
   curves->setToolTip(tr("Measure time and memory of the variants against length, decoding speed and depth memory"));
+  QAction* translate = tools->addAction(tr("&Translate German…"), this, &MainWindow::showTranslate);
+  translate->setObjectName(QStringLiteral("translateAction"));
+  translate->setToolTip(tr("Translate German to English with a trained model; read the alignment and the beam"));
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About AttnLab"), this, [this] {
@@ -451,10 +478,21 @@ void MainWindow::showCurves() {
   curves_dock_->activateWindow();
 }
 
+void MainWindow::showTranslate() {
+  if (translate_dock_->isFloating() && !translate_dock_->isVisible()) {
+    const QRect frame = geometry();
+    translate_dock_->move(frame.center() - QPoint(translate_dock_->width() / 2, translate_dock_->height() / 2));
+  }
+  translate_dock_->show();
+  translate_dock_->raise();
+  translate_dock_->activateWindow();
+}
+
 void MainWindow::closeEvent(QCloseEvent* event) {
   saveSettings();
   worker_.cancel();
   curves_->cancel();  // its runner joins when the window is destroyed
+  translate_->cancel();
   event->accept();
 }
 
@@ -529,6 +567,7 @@ Session MainWindow::currentSession() const {
   s.view_options = currentViewOptions();
   s.colormap = colormap_box_->currentText().toStdString();
   s.curves = curves_->settings();
+  s.translate = translate_->settings();
   return s;
 }
 
@@ -553,6 +592,7 @@ void MainWindow::applySession(const Session& session) {
   }
   view_options(view_spec(session.view), session.view_options);
   session.curves.validate();
+  session.translate.validate();
 
   applying_ = true;
   if (!session.model_config.is_null()) {
@@ -576,6 +616,7 @@ void MainWindow::applySession(const Session& session) {
   view_ = session.view;
   if (TraceViewWidget* widget = variantView(session.view)) widget->setViewOptions(session.view_options);
   curves_->setSettings(session.curves);
+  translate_->setSettings(session.translate);
   editor_->setPlainText(QString::fromStdString(session.text));
   applying_ = false;
   scheduleCompute(0);

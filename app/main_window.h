@@ -7,6 +7,8 @@
 //   right dock "Heads":  every head of the current layer; click to focus one
 //   dock "Curves":       measured time/memory curves (hidden until Tools ▸ Memory/time curves…;
 //                        floating over the window)
+//   dock "Translate":    German→English with a trained model, its alignment and beam (hidden
+//                        until Tools ▸ Translate German…; floating over the window)
 //   status bar:          tokens, model, timings, memory, device; Cancel while computing
 //
 // Every computation runs on the EngineWorker thread; this class only reacts and draws.
@@ -40,6 +42,7 @@ class HeatmapView;
 class ModelComposer;
 class ParamPanel;
 class TraceViewWidget;
+class TranslateView;
 struct ViewContext;
 
 class MainWindow : public QMainWindow {
@@ -71,6 +74,10 @@ class MainWindow : public QMainWindow {
   CurvesView* curvesView() const { return curves_; }
   QDockWidget* curvesDock() const { return curves_dock_; }
   void showCurves();
+  // The Translate panel (Tools ▸ Translate German…) and its dock.
+  TranslateView* translateView() const { return translate_; }
+  QDockWidget* translateDock() const { return translate_dock_; }
+  void showTranslate();
   QComboBox* variantBox() const { return variant_box_; }
   // The widget of a variant view ("buckets", ...), or nullptr.
   TraceViewWidget* variantView(const std::string& name) const;
@@ -138,6 +145,8 @@ class MainWindow : public QMainWindow {
   QDockWidget* composer_dock_ = nullptr;
   CurvesView* curves_ = nullptr;
   QDockWidget* curves_dock_ = nullptr;
+  TranslateView* translate_ = nullptr;
+  QDockWidget* translate_dock_ = nullptr;
   QComboBox* variant_box_ = nullptr;
   QCheckBox* causal_box_ = nullptr;
   QSpinBox* weight_seed_ = nullptr;

@@ -55,7 +55,8 @@ nlohmann::json Session::to_json() const {
                         {"view_options", view_options},
                         {"colormap", colormap},
                         {"model_config", model_config},
-                        {"curves", curves.to_json()}};
+                        {"curves", curves.to_json()},
+                        {"translate", translate.to_json()}};
 }
 
 Session Session::from_json(const nlohmann::json& j) {
@@ -99,6 +100,13 @@ Session Session::from_json(const nlohmann::json& j) {
   if (j.contains("curves") && !j.at("curves").is_null()) {
     try {
       s.curves = CurvesSettings::from_json(j.at("curves"));
+    } catch (const ParamError& e) {
+      throw ParamError(std::string("session ") + e.what());
+    }
+  }
+  if (j.contains("translate") && !j.at("translate").is_null()) {
+    try {
+      s.translate = TranslateSettings::from_json(j.at("translate"));
     } catch (const ParamError& e) {
       throw ParamError(std::string("session ") + e.what());
     }

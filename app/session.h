@@ -3,7 +3,8 @@
 // {"format": "attnlab-session", "version": 1, "text": "...", "model": "tiny-encoder",
 //  "weights": "", "variant": "softmax", "params": {...}, "causal": false,
 //  "seeds": {"weights": 1, "attention": 1}, "layer": 0, "head": 0, "view": "heatmap",
-//  "view_options": {}, "colormap": "viridis", "model_config": null, "curves": {...}}
+//  "view_options": {}, "colormap": "viridis", "model_config": null, "curves": {...},
+//  "translate": {...}}
 //
 // "view_options" holds the view's own settings (trace_view.h: the LSH round, the k-means step,
 // ...), checked against that view's option specs. It is optional: sessions written before it
@@ -11,6 +12,10 @@
 //
 // "curves" holds the Curves panel's settings per mode (widgets/curves_settings.h), checked on
 // load; absent: the panel's defaults (the version stays 1). Measurements are not saved.
+//
+// "translate" holds the Translate panel's settings (widgets/translate_settings.h: the German
+// text, model folder, search, attention variant and parameters, seed, the map shown), checked on
+// load; absent: the panel's defaults (the version stays 1). Translations are not saved.
 //
 // "model_config" is null, or the full config of a model built in the composer (or edited from a
 // view, e.g. the halting threshold): then "model" is its name and the session runs this config,
@@ -23,6 +28,7 @@
 #include <string>
 
 #include "curves_settings.h"
+#include "translate_settings.h"
 #include "models/playground.h"
 
 namespace attnlab {
@@ -43,6 +49,7 @@ struct Session {
   std::string colormap = "viridis";
   nlohmann::json model_config;  // null, or a ModelConfig as JSON that overrides `model`
   CurvesSettings curves;        // the Curves panel's controls
+  TranslateSettings translate;  // the Translate panel's controls
 
   static Session with_default_example();  // the built-in example the window opens on
 

@@ -389,6 +389,21 @@ Translation translate(const TrainedModel& model, const std::string& text, const 
   return out;
 }
 
+nlohmann::json translation_json(const Translation& t, const std::string& attention, int beam) {
+  nlohmann::json source = nlohmann::json::array(), target = nlohmann::json::array(), cross = nlohmann::json::array();
+  for (const Token& tok : t.source_tokens) source.push_back(tok.text);
+  source.push_back("</s>");
+  for (const std::string& piece : t.target_tokens) target.push_back(piece);
+  if (t.finished) target.push_back("</s>");
+  for (const Tensor& layer : t.cross_attention) cross.push_back(tensor_to_json(layer));
+  nlohmann::json j = {{"source_tokens", source}, {"target_tokens", target}, {"translation", t.text},
+                      {"cross_attention", cross},  {"ms", t.ms},              {"attention", attention},
+                      {"beam", beam},              {"log_prob", t.log_prob},   {"score", t.score},
+                      {"finished", t.finished}};
+  if (beam > 1) j["nbest"] = t.nbest_text;
+  return j;
+}
+
 ScoreSums score_language_model(const TrainedModel& model, const std::vector<std::string>& sentences,
                                const AttentionChoice& attention, const CancelToken* cancel) {
   if (model.config().has_encoder()) throw ParamError("model '" + model.dir() + "' is a translator, not a language model");

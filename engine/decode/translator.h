@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,11 @@ Translation translate(const TrainedModel& model, const std::string& text, const 
 
 // Σ −log p over each sentence's tokens and EOS under a language model (or the translator's decoder
 // with `sources`), for perplexity = exp(nll / tokens).
+// `attnlab-cli translate --json`'s object (the panel exports the same): {source_tokens,
+// target_tokens (with </s>), translation, cross_attention [layer][head][target][source], ms,
+// attention, beam, log_prob, score, finished, nbest (beam > 1)}.
+nlohmann::json translation_json(const Translation& t, const std::string& attention, int beam);
+
 struct ScoreSums {
   double nll = 0;
   std::int64_t tokens = 0;

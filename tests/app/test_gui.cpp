@@ -2,9 +2,11 @@
 // typing, hovering, zooming and clicking a head, keeps the last good result on bad input, a
 // saved session reopens to the identical exported figure, and a variant view's export (with the
 // options its widget shows) is the figure attnlab-cli draws for the same session; the Curves dock
-// opens from the Tools menu, runs beside the playground and keeps its settings in the session.
+// opens from the Tools menu, runs beside the playground and keeps its settings in the session, and
+// so does the Translate dock.
 #include <QComboBox>
 #include <QDockWidget>
+#include <QLabel>
 #include <QFileInfo>
 #include <QLineEdit>
 #include <QMenuBar>
@@ -23,6 +25,7 @@
 #include "main_window.h"
 #include "model_composer.h"
 #include "trace_view.h"
+#include "translate_view.h"
 
 using namespace attnlab;
 
@@ -358,6 +361,39 @@ class TestGui : public QObject {
     QCOMPARE(other.curvesView()->checkedVariants(), (std::vector<std::string>{"softmax", "linear"}));
     QCOMPARE(other.curvesView()->lengthsEdit()->text(), QStringLiteral("64, 128"));
     QVERIFY(other.curvesView()->runner()->lengthRows().empty());  // measurements are not saved
+  }
+
+  // The Translate dock: hidden at first, shown by Tools ▸ Translate German… (floating); where the
+  // model folder is missing it says so in one line; its settings travel in the session.
+  void translate_dock_opens_and_saves_its_settings() {
+    MainWindow w;
+    QSignalSpy shown(&w, &MainWindow::resultShown);
+    QVERIFY(show_and_wait(w, shown));
+    QDockWidget* dock = w.translateDock();
+    QVERIFY(dock && !dock->isVisible());
+    QVERIFY(dock->isFloating());
+    TranslateView* view = w.translateView();
+    view->modelEdit()->setText(dir_.filePath("no-model"));
+    QSignalSpy failed(view->runner(), &TranslateRunner::translationFailed);
+    QAction* tools = w.findChild<QAction*>(QStringLiteral("translateAction"));
+    QVERIFY(tools);
+    tools->trigger();
+    QTRY_VERIFY(dock->isVisible());
+    QVERIFY(failed.count() > 0 || failed.wait(20000));
+    QVERIFY(view->statusLine()->text().contains(QStringLiteral("no model folder")));
+    QVERIFY(!view->statusLine()->text().contains(QLatin1Char('\n')));
+    QVERIFY(!view->result());
+
+    view->input()->setPlainText(QStringLiteral("Ich habe keine Zeit."));
+    view->beamBox()->setValue(4);
+    view->attentionBox()->setCurrentText(QStringLiteral("linear"));
+    const QString file = dir_.filePath("translate.json");
+    QVERIFY(w.saveSessionFile(file));
+    MainWindow other;
+    QVERIFY(other.openSessionFile(file));
+    QCOMPARE(other.translateView()->settings().to_json(), view->settings().to_json());
+    QCOMPARE(other.translateView()->settings().attention, std::string("linear"));
+    QVERIFY(!other.translateView()->result());  // translations are not saved
   }
 
   void broken_session_changes_nothing() {

@@ -1,6 +1,6 @@
 // Sessions: JSON round trip, validation with clear errors, atomic saving, and the promise that a
 // saved session reopens to the identical figure (computed again from scratch), view options
-// included.
+// included; the Curves and Translate panels' settings travel with it.
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -185,6 +185,48 @@ class TestSession : public QObject {
     bad = s.to_json();
     bad["curves"] = "fast";
     EXPECT_ERROR(ParamError, Session::from_json(bad), "curves");
+  }
+
+  // The Translate panel's settings live in the session: saved, reopened, checked; absent = defaults.
+  void translate_settings_round_trip() {
+    Session s;
+    s.translate.text = "Wo ist der Bahnhof?";
+    s.translate.model = "/models/de-en";
+    s.translate.beam = 4;
+    s.translate.n_best = 3;
+    s.translate.length_penalty = 0.6;
+    s.translate.attention = "performer";
+    s.translate.params = {{"n_features", 32}};
+    s.translate.seed = 11;
+    s.translate.tab = TranslateTab::Beam;
+    s.translate.layer = 2;
+    s.translate.head = -1;
+    s.save(path("translate.json"));
+    const Session back = Session::load(path("translate.json"));
+    QCOMPARE(back.to_json(), s.to_json());
+    QCOMPARE(back.translate.text, std::string("Wo ist der Bahnhof?"));
+    QCOMPARE(back.translate.tab, TranslateTab::Beam);
+    QCOMPARE(back.translate.params.at("n_features").get<int>(), 32);
+    QCOMPARE(back.to_json().at("version").get<int>(), 1);
+
+    nlohmann::json older = s.to_json();
+    older.erase("translate");
+    QCOMPARE(Session::from_json(older).translate.to_json(), TranslateSettings{}.to_json());
+    nlohmann::json partial = s.to_json();
+    partial["translate"] = {{"beam", 2}};
+    const Session p = Session::from_json(partial);
+    QCOMPARE(p.translate.beam, 2);
+    QCOMPARE(p.translate.text, TranslateSettings{}.text);
+
+    nlohmann::json bad = s.to_json();
+    bad["translate"]["length_penalty"] = 9;
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "session translate length_penalty");
+    bad = s.to_json();
+    bad["translate"]["params"] = {{"no_such_key", 1}};
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "no_such_key");
+    bad = s.to_json();
+    bad["translate"] = "fast";
+    EXPECT_ERROR(ParamError, Session::from_json(bad), "translate");
   }
 
   void examples_exist() {

@@ -16,6 +16,7 @@
 #include "decode/translator.h"
 #include "layers/multi_head_attention.h"
 #include "models/playground.h"
+#include "model_folder.h"
 #include "test_support.h"
 #include "text/sentencepiece_trainer.h"
 #include "train/trainer.h"
@@ -25,45 +26,16 @@ using namespace attnlab::train;
 
 namespace {
 
-// Syllable words, varied enough for a 256-piece SentencePiece model (with two non-ASCII letters
-// so that byte offsets differ from character offsets).
-std::vector<std::string> syllable_corpus() {
-  const char* syllables[] = {"ka", "lo", "mi", "tu", "ber", "sch", "än", "ge", "st", "ri", "fo", "nu", "wel", "za",
-                             "qu", "ix", "öl", "dr", "ap", "em", "ho", "ung", "ei", "tz", "pl", "ma", "ve", "sk"};
-  std::vector<std::string> lines;
-  Rng rng(7);
-  for (int i = 0; i < 3000; ++i) {
-    std::string line;
-    const int words = 2 + static_cast<int>(rng.below(7));
-    for (int w = 0; w < words; ++w) {
-      if (w) line += ' ';
-      const int parts = 1 + static_cast<int>(rng.below(3));
-      for (int p = 0; p < parts; ++p) line += syllables[rng.below(28)];
-    }
-    lines.push_back(line + (rng.below(2) ? "." : "?"));
-  }
-  return lines;
-}
-
-// config.json + model.safetensors (seeded, sharpened so the maps are far from uniform) + a copy
-// of `tokenizer`, as attnlab-cli train writes a folder.
+// config.json + model.safetensors (seeded, sharpened ×3 so the maps are far from uniform) + a copy
+// of `tokenizer`; a language model has 3 layers, a translator 2+2.
 void write_model_folder(const std::string& folder, const std::string& kind, std::uint64_t seed,
                         const std::string& tokenizer) {
-  std::filesystem::create_directories(folder);
-  std::filesystem::copy_file(tokenizer, folder + "/tokenizer.model", std::filesystem::copy_options::overwrite_existing);
-  TransformerConfig c;
-  c.kind = kind;
-  c.vocab = 256;
-  c.d_model = 16;
-  c.heads = 2;
-  c.d_ff = 24;
-  c.encoder_layers = kind == "seq2seq" ? 2 : 0;
-  c.decoder_layers = kind == "seq2seq" ? 2 : 3;
-  c.max_length = 40;
-  Transformer<float> model(c, seed);
-  for (float& v : model.values()) v *= 3.0f;
-  save_weights(model, folder + "/model.safetensors", nlohmann::json::object());
-  std::ofstream(folder + "/config.json") << c.to_json().dump(2);
+  test::TinyModel m;
+  m.kind = kind;
+  m.decoder_layers = kind == "seq2seq" ? 2 : 3;
+  m.seed = seed;
+  m.sharpen = 3.0f;
+  test::write_model_folder(folder, m, tokenizer);
 }
 
 // Records every observed layer's q, k and weights (what a probe of encode/decode_all sees).
@@ -192,7 +164,7 @@ class TestTrainedPlayground : public QObject {
     const std::string spm_dir = root_.path().toStdString() + "/spm";
     std::filesystem::create_directories(spm_dir);
     try {
-      tokenizer_ = train_sentencepiece(syllable_corpus(), spm_dir, {256, 1, 2}).model_path;
+      tokenizer_ = test::train_syllable_tokenizer(spm_dir, 7);
       models_ = root_.path().toStdString() + "/models";
       write_model_folder(models_ + "/de-en", "seq2seq", 11, tokenizer_);
       write_model_folder(models_ + "/en-lm", "lm", 12, tokenizer_);

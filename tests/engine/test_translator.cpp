@@ -11,6 +11,7 @@
 #include "attention/registry.h"
 #include "core/error.h"
 #include "decode/translator.h"
+#include "model_folder.h"
 #include "test_support.h"
 #include "text/sentencepiece_trainer.h"
 #include "train/trainer.h"
@@ -20,49 +21,18 @@ using namespace attnlab::train;
 
 namespace {
 
-// A corpus of syllable words varied enough for the SentencePiece trainer to find 256 pieces.
-std::vector<std::string> corpus() {
-  const char* syllables[] = {"ka", "lo", "mi", "tu", "ber", "sch", "än", "ge", "st", "ri", "fo", "nu", "wel", "za",
-                             "qu", "ix", "öl", "dr", "ap", "em", "ho", "ung", "ei", "tz", "pl", "ma", "ve", "sk"};
-  std::vector<std::string> lines;
-  Rng rng(1);
-  for (int i = 0; i < 3000; ++i) {
-    std::string line;
-    const int words = 2 + static_cast<int>(rng.below(7));
-    for (int w = 0; w < words; ++w) {
-      if (w) line += ' ';
-      const int parts = 1 + static_cast<int>(rng.below(3));
-      for (int p = 0; p < parts; ++p) line += syllables[rng.below(28)];
-    }
-    lines.push_back(line + (rng.below(2) ? "." : "?"));
-  }
-  return lines;
-}
-
 struct Folder {
   QTemporaryDir dir;
   std::string path() const { return dir.path().toStdString(); }
 };
 
-// A model folder with seeded (untrained) weights: what matters here is that every path computes
-// the same function of the same weights.
+// A model folder with its own tokenizer (corpus seed 1) and seeded weights.
 void write_model(const std::string& folder, const std::string& kind, std::uint64_t seed) {
-  const SentencePieceTrainResult spm = train_sentencepiece(corpus(), folder, {256, 1, 2});
-  std::filesystem::rename(spm.model_path, folder + "/tokenizer.model");
-  TransformerConfig c;
-  c.kind = kind;
-  c.vocab = 256;
-  c.d_model = 16;
-  c.heads = 2;
-  c.d_ff = 24;
-  c.encoder_layers = kind == "seq2seq" ? 2 : 0;
-  c.decoder_layers = 2;
-  c.max_length = 40;
-  Transformer<float> model(c, seed);
-  // Sharper than the initialisation so that greedy and beam search have real choices to make.
-  for (float& v : model.values()) v *= 2.0f;
-  save_weights(model, folder + "/model.safetensors", nlohmann::json::object());
-  std::ofstream(folder + "/config.json") << c.to_json().dump(2);
+  const std::string spm = test::train_syllable_tokenizer(folder, 1);
+  test::TinyModel m;
+  m.kind = kind;
+  m.seed = seed;
+  test::write_model_folder(folder, m, spm);
 }
 
 RowMatrix log_softmax(const RowMatrix& z) {
