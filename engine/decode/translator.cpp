@@ -48,6 +48,7 @@ std::shared_ptr<const TrainedModel> TrainedModel::load(const std::string& dir) {
   }
   auto model = std::shared_ptr<TrainedModel>(new TrainedModel());
   model->dir_ = dir;
+  model->in_training_ = in_training;
   model->weights_ = std::make_unique<train::Transformer<float>>(train::TransformerConfig::from_json(j), 0);
   train::load_weights(*model->weights_, weights_path);
   model->tokenizer_ = std::make_unique<SentencePieceTokenizer>(tokenizer_path);
@@ -66,6 +67,7 @@ std::string TrainedModel::describe() const {
      << c.d_model << ", " << c.heads << " heads, ";
   if (c.has_encoder()) os << c.encoder_layers << "+";
   os << c.decoder_layers << " layers, " << c.vocab << " pieces";
+  if (in_training_) os << ", checkpoint of a run in training";
   return os.str();
 }
 

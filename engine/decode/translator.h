@@ -47,10 +47,12 @@ class TrainedModel {
   const train::TransformerConfig& config() const { return weights_->config(); }
   const train::Transformer<float>& weights() const { return *weights_; }
   const SentencePieceTokenizer& tokenizer() const { return *tokenizer_; }
-  std::string describe() const;  // "seq2seq, 6.1M parameters, d_model 256, 3+3 layers, 8000 pieces"
+  // "seq2seq, 6.1M parameters, d_model 256, 3+3 layers, 8000 pieces" (+ ", checkpoint of a run in training")
+  std::string describe() const;
 
  private:
   std::string dir_;
+  bool in_training_ = false;  // loaded from the checkpoint of a run still going
   std::unique_ptr<train::Transformer<float>> weights_;
   std::unique_ptr<SentencePieceTokenizer> tokenizer_;
 };
