@@ -9,6 +9,7 @@
 #include "attention/attention.h"
 #include "cli_options.h"
 #include "core/error.h"
+#include "decode/evaluation.h"
 #include "decode/translator.h"
 
 #ifndef ATTNLAB_ASSETS_DIR
@@ -21,18 +22,6 @@ namespace {
 std::string default_model(const char* name) {
   if (const char* env = std::getenv("ATTNLAB_MODELS")) return std::string(env) + "/" + name;
   return std::string(ATTNLAB_ASSETS_DIR) + "/models/" + name;
-}
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read " + path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-  }
-  return lines;
 }
 
 }  // namespace
@@ -65,7 +54,7 @@ int cmd_translate(int argc, char** argv) {
   }
   // A file: one output line per input line; a line that cannot be translated prints an empty
   // line (so outputs stay aligned for `bleu`), is named on stderr, and makes the exit status 1.
-  const std::vector<std::string> lines = read_lines(o.get("file"));
+  const std::vector<std::string> lines = read_sentence_file(o.get("file"));
   int failures = 0;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].find_first_not_of(" \t") == std::string::npos) {
@@ -90,7 +79,7 @@ int cmd_perplexity(int argc, char** argv) {
   const auto model = TrainedModel::load(o.get("model", default_model("en-lm")));
   const AttentionChoice attention =
       make_attention_choice(o.get("attention", "softmax"), o.all("param"), parse_seed("seed", o.get("seed", "0")));
-  const ScoreSums s = score_language_model(*model, read_lines(o.require("perplexity", "file")), attention);
+  const ScoreSums s = score_language_model(*model, read_sentence_file(o.require("perplexity", "file")), attention);
   if (s.tokens == 0) throw ParamError(o.get("file") + ": no text to score");
   const double ppl = std::exp(s.nll / static_cast<double>(s.tokens));
   if (o.has("json")) {

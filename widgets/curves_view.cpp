@@ -31,6 +31,7 @@
 #include "cuda/gpu_attention.h"
 #include "figure_canvas.h"
 #include "models/model_config.h"
+#include "status_line.h"
 
 namespace attnlab {
 namespace {
@@ -51,24 +52,6 @@ class PowerOfTwoSpinBox final : public QSpinBox {
   }
 };
 
-// One line: the text elided to the label's width (the full text in the tooltip), so that a long
-// message never widens the dock.
-class StatusLine final : public QLabel {
- public:
-  StatusLine() { setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed); }
-  QSize minimumSizeHint() const override { return QSize(0, fontMetrics().height() + 4); }
-  QSize sizeHint() const override { return QSize(200, fontMetrics().height() + 4); }
-
- protected:
-  void paintEvent(QPaintEvent*) override {
-    QPainter painter(this);
-    painter.setPen(palette().color(QPalette::WindowText));
-    const QRect r = contentsRect();
-    painter.drawText(r, Qt::AlignLeft | Qt::AlignVCenter, fontMetrics().elidedText(text(), Qt::ElideRight, r.width()));
-  }
-};
-
-QString first_line(const QString& text) { return text.section(QLatin1Char('\n'), 0, 0); }
 
 QListWidgetItem* checkable_item(QListWidget* list, const QString& name, const QString& tip, bool checked) {
   auto* item = new QListWidgetItem(name, list);

@@ -33,6 +33,7 @@
 #include "figure_canvas.h"
 #include "figures/figure_kit.h"
 #include "param_panel.h"
+#include "status_line.h"
 
 namespace attnlab {
 namespace {
@@ -40,24 +41,6 @@ namespace {
 constexpr double kTextTintAlpha = 0.6;  // of the strongest highlight in the German and English
 constexpr float kMinLight = 0.02f;      // fainter highlights are left out
 
-// One line: the text elided to the label's width (the full text in the tooltip), so that a long
-// message never widens the dock.
-class StatusLine final : public QLabel {
- public:
-  StatusLine() { setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed); }
-  QSize minimumSizeHint() const override { return QSize(0, fontMetrics().height() + 4); }
-  QSize sizeHint() const override { return QSize(200, fontMetrics().height() + 4); }
-
- protected:
-  void paintEvent(QPaintEvent*) override {
-    QPainter painter(this);
-    painter.setPen(palette().color(QPalette::WindowText));
-    const QRect r = contentsRect();
-    painter.drawText(r, Qt::AlignLeft | Qt::AlignVCenter, fontMetrics().elidedText(text(), Qt::ElideRight, r.width()));
-  }
-};
-
-QString first_line(const QString& text) { return text.section(QLatin1Char('\n'), 0, 0); }
 
 // A text box `lines` lines tall.
 void set_lines(QPlainTextEdit* edit, int lines) {
