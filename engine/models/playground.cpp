@@ -294,6 +294,7 @@ PlaygroundResultPtr Playground::run(const PlaygroundRequest& request, const Canc
 
 PlaygroundResultPtr Playground::run_trained(const PlaygroundRequest& request, const Attention& variant, Params params,
                                             const CancelToken* cancel) {
+  const DeviceInfo device = compute_device();  // the machine, as for composed models (before the guard below)
   const SingleThreaded one_thread;  // at most max_length (≈64) tokens: a team wake-up costs more than it saves
   const std::string folder = trained_model_folder(request.model, request.trained_models_dir);
   if (!request.weights.empty()) {
@@ -360,7 +361,7 @@ PlaygroundResultPtr Playground::run_trained(const PlaygroundRequest& request, co
   result->layer_types.assign(layers, "trained transformer");
   result->layer_variants.assign(layers, request.variant);
   if (compare) result->comparisons = probe.take_comparisons();
-  result->device = compute_device();
+  result->device = device;
   return result;
 }
 
