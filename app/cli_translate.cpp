@@ -11,18 +11,13 @@
 #include "core/error.h"
 #include "decode/evaluation.h"
 #include "decode/translator.h"
+#include "models/playground.h"
 
-#ifndef ATTNLAB_ASSETS_DIR
-#define ATTNLAB_ASSETS_DIR "assets"
-#endif
 
 namespace attnlab::cli {
 namespace {
 
-std::string default_model(const char* name) {
-  if (const char* env = std::getenv("ATTNLAB_MODELS")) return std::string(env) + "/" + name;
-  return std::string(ATTNLAB_ASSETS_DIR) + "/models/" + name;
-}
+std::string default_model(const char* name) { return default_trained_models_dir() + "/" + name; }
 
 }  // namespace
 

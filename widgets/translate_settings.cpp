@@ -6,10 +6,8 @@
 #include "attention/params.h"
 #include "attention/registry.h"
 #include "core/error.h"
+#include "models/playground.h"
 
-#ifndef ATTNLAB_ASSETS_DIR
-#define ATTNLAB_ASSETS_DIR "assets"
-#endif
 
 namespace attnlab {
 namespace {
@@ -50,10 +48,7 @@ TranslateTab parse_translate_tab(const std::string& name) {
   fail("tab", "'" + name + "' is not one of alignment, encoder, decoder, beam");
 }
 
-std::string default_translation_model_dir() {
-  if (const char* env = std::getenv("ATTNLAB_MODELS")) return std::string(env) + "/de-en";
-  return std::string(ATTNLAB_ASSETS_DIR) + "/models/de-en";
-}
+std::string default_translation_model_dir() { return default_trained_models_dir() + "/de-en"; }
 
 std::string TranslateSettings::model_dir() const { return model.empty() ? default_translation_model_dir() : model; }
 

@@ -57,8 +57,8 @@ struct TranslateSettings {
   std::string model_dir() const;
 };
 
-// The shipped de→en model: $ATTNLAB_MODELS/de-en when that variable is set, else
-// <source>/assets/models/de-en (as `attnlab-cli translate` resolves it).
+// The shipped de→en model: default_trained_models_dir() + "/de-en", as `attnlab-cli translate`
+// and the playground resolve it.
 std::string default_translation_model_dir();
 
 }  // namespace attnlab

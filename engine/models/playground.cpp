@@ -150,6 +150,14 @@ bool is_trained_model_name(const std::string& model) { return model.rfind(kTrain
 
 std::string default_trained_models_dir() {
   if (const char* env = std::getenv("ATTNLAB_MODELS"); env && *env) return env;
+  // An installed program (cmake --install, the .deb) finds the models beside its bin/ folder;
+  // one run from its build tree finds the source tree's assets/models.
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path installed = exe.parent_path().parent_path() / "share" / "attnlab" / "models";
+    if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  }
   return std::string(ATTNLAB_ASSETS_DIR) + "/models";
 }
 

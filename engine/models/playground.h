@@ -120,7 +120,8 @@ ModelConfig resolve_model_config(const std::string& model, const std::string& tr
 
 inline constexpr const char* kTrainedModelPrefix = "trained:";
 bool is_trained_model_name(const std::string& model);
-// $ATTNLAB_MODELS when set, else <source>/assets/models (as `attnlab-cli translate` resolves it).
+// $ATTNLAB_MODELS when set, else <prefix>/share/attnlab/models beside an installed program's bin/,
+// else <source>/assets/models (the CLI, the playground and the Translate panel all use this).
 std::string default_trained_models_dir();
 // The folder of "trained:NAME": <models_dir or the default>/NAME. Throws ParamError for a NAME that
 // is not a plain folder name and IoError (one line: the folder, and installer/train-models.sh /
