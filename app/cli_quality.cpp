@@ -84,7 +84,7 @@ LineChart metric_chart(const std::vector<VariantSetting>& settings, const std::v
   chart.x_label = QStringLiteral("n_features (performer) · n_hashes (reformer_lsh)");
   chart.y_label = y_label;
   chart.log_x = true;
-  chart.legend = LegendCorner::BottomRight;
+  chart.legend = LegendCorner::Auto;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (std::size_t i = 0; i < settings.size(); ++i) {
     const double x = sweep_value(settings[i]);

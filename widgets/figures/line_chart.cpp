@@ -194,11 +194,44 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   for (const ChartSeries& s : chart.series) legend_w = std::max(legend_w, fm.horizontalAdvance(s.name));
   legend_w = std::min(legend_w + em * 2.6, area.width() - em * 0.5);
   const double legend_h = em * 1.1 * static_cast<double>(chart.series.size());
-  const bool right = chart.legend == LegendCorner::TopRight || chart.legend == LegendCorner::BottomRight;
-  const bool bottom = chart.legend == LegendCorner::BottomLeft || chart.legend == LegendCorner::BottomRight;
-  const double lx = right ? area.right() - legend_w - em * 0.3 : area.left();
-  double ly = bottom ? area.bottom() - legend_h - em * 0.3 : area.top() + em * 0.4;
-  if (!chart.series.empty() && (right || bottom)) {
+  const auto legend_box = [&](LegendCorner corner) {
+    const bool r = corner == LegendCorner::TopRight || corner == LegendCorner::BottomRight;
+    const bool b = corner == LegendCorner::BottomLeft || corner == LegendCorner::BottomRight;
+    return QRectF(r ? area.right() - legend_w - em * 0.3 : area.left(), b ? area.bottom() - legend_h - em * 0.3 : area.top() + em * 0.4,
+                  legend_w + em * 0.3, legend_h);
+  };
+  LegendCorner corner = chart.legend;
+  if (corner == LegendCorner::Auto) {
+    // Sample every drawn line (20 points per segment, markers included) and count what each
+    // corner's box would hide.
+    std::vector<QPointF> samples;
+    for (const ChartSeries& s : chart.series) {
+      std::vector<QPointF> px;
+      for (const QPointF& p : s.points) {
+        if (!std::isfinite(p.x()) || !std::isfinite(p.y()) || (xa.log && p.x() <= 0) || (ya.log && p.y() <= 0)) continue;
+        px.push_back(to_px(p));
+      }
+      for (std::size_t i = 0; i < px.size(); ++i) {
+        samples.push_back(px[i]);
+        if (i + 1 < px.size()) {
+          for (int k = 1; k < 20; ++k) samples.push_back(px[i] + (px[i + 1] - px[i]) * (k / 20.0));
+        }
+      }
+    }
+    std::size_t best = std::numeric_limits<std::size_t>::max();
+    for (const LegendCorner c : {LegendCorner::TopLeft, LegendCorner::TopRight, LegendCorner::BottomLeft, LegendCorner::BottomRight}) {
+      const QRectF box = legend_box(c).adjusted(-em * 0.3, -em * 0.3, em * 0.3, em * 0.3);
+      const auto hidden = static_cast<std::size_t>(std::count_if(samples.begin(), samples.end(), [&](const QPointF& q) { return box.contains(q); }));
+      if (hidden < best) {
+        best = hidden;
+        corner = c;
+      }
+    }
+  }
+  const QRectF box = legend_box(corner);
+  const double lx = box.left();
+  double ly = box.top();
+  if (!chart.series.empty() && corner != LegendCorner::TopLeft) {
     // Away from the default corner the legend may cover data: a translucent backing keeps it legible.
     QColor backing = style.background;
     backing.setAlphaF(0.8f);

@@ -27,8 +27,9 @@ struct ChartSeries {
   std::vector<std::pair<double, double>> y_ranges;
 };
 
-// Where the legend sits inside the plot.
-enum class LegendCorner { TopLeft, TopRight, BottomLeft, BottomRight };
+// Where the legend sits inside the plot. Auto: the corner whose legend box covers the fewest
+// points of the drawn lines (ties in the order listed).
+enum class LegendCorner { TopLeft, TopRight, BottomLeft, BottomRight, Auto };
 
 struct LineChart {
   QString title;
