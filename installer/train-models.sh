@@ -24,7 +24,7 @@ TRANSLATOR_ARGS=(--kind seq2seq --d-model 256 --heads 4 --d-ff 1024 --layers 3 -
   --steps 6000 --batch-tokens 6000 --lr 8e-4 --warmup 500 --schedule cosine --sentence-repeat 4
   --seed 1 --threads 2 --eval-every 500 --checkpoint-every 250)
 LM_ARGS=(--kind lm --d-model 256 --heads 4 --d-ff 1024 --layers 4 --max-length 64
-  --steps 3000 --batch-tokens 6000 --lr 8e-4 --warmup 300 --schedule cosine --sentence-repeat 4
+  --steps 1500 --batch-tokens 6000 --lr 8e-4 --warmup 300 --schedule cosine --sentence-repeat 4
   --seed 1 --threads 2 --eval-every 500 --checkpoint-every 250)
 
 train() {  # train NAME ARGS...
