@@ -23,7 +23,8 @@ std::string default_model(const char* name) { return default_trained_models_dir(
 
 int cmd_translate(int argc, char** argv) {
   const Options o = parse_options("translate", argc, argv,
-                                  {"model", "file", "beam", "length-penalty", "n-best", "attention", "param", "seed", "max-length"},
+                                  {"model", "file", "beam", "length-penalty", "n-best", "no-repeat-ngram", "attention", "param", "seed",
+                                   "max-length"},
                                   {"json"}, 1);
   if (o.positional.empty() == !o.has("file")) {
     throw UsageError("translate takes either a sentence or --file IN.txt (one sentence per line)");
@@ -32,6 +33,7 @@ int cmd_translate(int argc, char** argv) {
   options.beam = parse_positive("beam", o.get("beam", "1"));
   options.length_penalty = static_cast<float>(parse_number("length-penalty", o.get("length-penalty", "1.0")));
   options.n_best = parse_positive("n-best", o.get("n-best", "1"));
+  options.no_repeat_ngram = parse_index("no-repeat-ngram", o.get("no-repeat-ngram", "0"));
   options.max_length = parse_index("max-length", o.get("max-length", "0"));
   options.attention = make_attention_choice(o.get("attention", "softmax"), o.all("param"), parse_seed("seed", o.get("seed", "0")));
   const auto model = TrainedModel::load(o.get("model", default_model("de-en")));

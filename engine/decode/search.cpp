@@ -97,6 +97,9 @@ void validate(const SearchOptions& o, std::int32_t vocab) {
   if (o.max_length < 1) throw ParamError("max_length=" + std::to_string(o.max_length) + ": must be at least 1");
   if (!std::isfinite(o.length_penalty) || o.length_penalty < 0.0f)
     throw ParamError("length_penalty=" + std::to_string(o.length_penalty) + ": must be a finite number >= 0");
+  if (o.no_repeat_ngram < 0 || o.no_repeat_ngram > kMaxNoRepeatNgram)
+    throw ParamError("no_repeat_ngram=" + std::to_string(o.no_repeat_ngram) + ": allowed 0.." +
+                     std::to_string(kMaxNoRepeatNgram) + " (0 = off)");
   if (vocab < 1) throw ParamError("decoder vocab_size=" + std::to_string(vocab) + ": must be at least 1");
   if (o.eos < 0 || o.eos >= vocab)
     throw ParamError("eos=" + std::to_string(o.eos) + ": allowed 0.." + std::to_string(vocab - 1) + " (vocab " +
@@ -175,6 +178,22 @@ std::vector<Hypothesis> ranked(const Tree& tree, const std::vector<std::int64_t>
   return out;
 }
 
+// n-gram blocking: in row `slot`, every token that would complete an n-gram already in the
+// generated tokens of the hypothesis ending at tree node `node` gets −∞. O(t·n) per row.
+void block_repeated_ngrams(RowMatrix& log_probs, std::int64_t slot, const Tree& tree, std::int64_t node, int n,
+                           std::vector<std::int32_t>& scratch) {
+  scratch.clear();
+  for (std::int64_t k = node; tree[k].parent >= 0; k = tree[k].parent) scratch.push_back(tree[k].token);
+  std::reverse(scratch.begin(), scratch.end());  // generated tokens in order, BOS excluded
+  const auto m = static_cast<std::size_t>(n - 1);  // the new token's context
+  if (scratch.size() < m) return;
+  const auto tail = scratch.end() - static_cast<std::ptrdiff_t>(m);
+  for (std::size_t i = 0; i + m < scratch.size(); ++i) {
+    if (std::equal(tail, scratch.end(), scratch.begin() + static_cast<std::ptrdiff_t>(i)))
+      log_probs(slot, scratch[i + m]) = -std::numeric_limits<float>::infinity();
+  }
+}
+
 // A live hypothesis: its tree node and cumulative log-probability (slot = index in the beam).
 struct Live {
   std::int64_t node;
@@ -201,13 +220,15 @@ SearchResult greedy_search(IncrementalDecoder& decoder, const SearchOptions& opt
   double log_prob = 0.0;
   std::vector<std::int32_t> feed{options.bos};
   std::vector<Candidate> best;
+  std::vector<std::int32_t> scratch;
   best.reserve(1);
   decoder.start(1);
   for (int t = 1; t <= options.max_length; ++t) {
     check_cancelled(options.cancel);
-    const RowMatrix log_probs = decoder.step(feed);
+    RowMatrix log_probs = decoder.step(feed);
     result.steps = t;
     check_step_shape(log_probs, 1, vocab);
+    if (options.no_repeat_ngram > 0) block_repeated_ngrams(log_probs, 0, tree, node, options.no_repeat_ngram, scratch);
     // The same selection as beam search's, with k = 1: ties go to the lower token id.
     select_best(log_probs, &log_prob, 1, best);
     const std::int32_t best_token = best[0].token;
@@ -243,6 +264,7 @@ SearchResult beam_search(IncrementalDecoder& decoder, const SearchOptions& optio
   std::vector<std::int64_t> parents;
   std::vector<double> bases;                // the live log-probabilities, by slot
   std::vector<Candidate> pool;              // the step's best 2·beam candidates, best first
+  std::vector<std::int32_t> scratch;        // a hypothesis's tokens, for n-gram blocking
   const auto per_step = static_cast<std::size_t>(2 * beam);
   bases.reserve(static_cast<std::size_t>(beam));
   pool.reserve(per_step);
@@ -253,9 +275,13 @@ SearchResult beam_search(IncrementalDecoder& decoder, const SearchOptions& optio
   for (int t = 1; t <= options.max_length; ++t) {
     check_cancelled(options.cancel);
     const auto slot_count = static_cast<std::int64_t>(live.size());
-    const RowMatrix log_probs = decoder.step(feed);
+    RowMatrix log_probs = decoder.step(feed);
     result.steps = t;
     check_step_shape(log_probs, slot_count, vocab);
+    if (options.no_repeat_ngram > 0) {
+      for (std::size_t i = 0; i < live.size(); ++i)
+        block_repeated_ngrams(log_probs, static_cast<std::int64_t>(i), tree, live[i].node, options.no_repeat_ngram, scratch);
+    }
 
     bases.resize(live.size());
     for (std::size_t i = 0; i < live.size(); ++i) bases[i] = live[i].log_prob;

@@ -54,6 +54,7 @@ class IncrementalDecoder {
 
 // Largest beam width beam_search accepts.
 inline constexpr int kMaxBeam = 1024;
+inline constexpr int kMaxNoRepeatNgram = 16;
 
 struct SearchOptions {
   int beam = 1;                 // 1 … kMaxBeam (greedy_search: exactly 1)
@@ -62,6 +63,11 @@ struct SearchOptions {
   std::int32_t bos = 0;         // in [0, vocab)
   std::int32_t eos = 1;         // in [0, vocab)
   int n_best = 1;               // 1 … beam: how many hypotheses the result lists
+  // 0 = off; n ≥ 1: no hypothesis repeats an n-gram of its generated tokens (fairseq's
+  // --no-repeat-ngram-size): a token that would complete an n-gram the hypothesis already holds
+  // gets log-probability −∞ in its row before the candidates are chosen. The reported
+  // log-probabilities stay the model's. Allowed 0 … kMaxNoRepeatNgram.
+  int no_repeat_ngram = 0;
   const CancelToken* cancel = nullptr;  // checked before every step(); CancelledError when set
 };
 

@@ -373,6 +373,7 @@ Translation translate(const TrainedModel& model, const std::string& text, const 
   search.bos = model.config().bos_id;
   search.eos = model.config().eos_id;
   search.n_best = std::max(1, std::min(options.n_best, options.beam));
+  search.no_repeat_ngram = options.no_repeat_ngram;
   search.cancel = options.cancel;
   out.search = options.beam == 1 ? greedy_search(decoder, search) : beam_search(decoder, search);
   const Hypothesis& best = out.search.hypotheses.front();

@@ -124,6 +124,7 @@ struct TranslateOptions {
   float length_penalty = 1.0f;  // GNMT alpha for beam search
   int max_length = 0;           // generated tokens; 0 = min(2·S + 10, max_length − 1)
   int n_best = 1;
+  int no_repeat_ngram = 0;      // 0 = off; n: no n-gram of pieces repeats (SearchOptions)
   AttentionChoice attention;
   const CancelToken* cancel = nullptr;
 };

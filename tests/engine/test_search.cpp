@@ -240,6 +240,42 @@ void expect_same(const std::vector<Hypothesis>& got, const std::vector<Sequence>
   }
 }
 
+// Whether `tokens` holds some n-gram twice (n ≥ 1).
+bool repeats_an_ngram(const Tokens& tokens, int n) {
+  const auto m = static_cast<std::size_t>(n);
+  for (std::size_t i = 0; i + m <= tokens.size(); ++i)
+    for (std::size_t j = i + 1; j + m <= tokens.size(); ++j)
+      if (std::equal(tokens.begin() + static_cast<std::ptrdiff_t>(i), tokens.begin() + static_cast<std::ptrdiff_t>(i + m),
+                     tokens.begin() + static_cast<std::ptrdiff_t>(j)))
+        return true;
+  return false;
+}
+
+// Greedy search with n-gram blocking straight from its definition: at every step the most likely
+// token (lower id on ties) among those whose addition repeats no n-gram.
+Tokens naive_blocked_greedy(const ToyModel& model, int max_length, int n, bool* finished) {
+  Tokens generated;
+  *finished = false;
+  for (int t = 1; t <= max_length; ++t) {
+    Tokens fed{model.bos};
+    fed.insert(fed.end(), generated.begin(), generated.end());
+    const std::vector<float> dist = model.log_probs(fed);
+    std::int32_t best = -1;
+    for (std::int32_t v = 0; v < model.vocab; ++v) {
+      Tokens longer = generated;
+      longer.push_back(v);
+      if (repeats_an_ngram(longer, n)) continue;
+      if (best < 0 || dist[static_cast<std::size_t>(v)] > dist[static_cast<std::size_t>(best)]) best = v;
+    }
+    if (best == model.eos) {
+      *finished = true;
+      break;
+    }
+    generated.push_back(best);
+  }
+  return generated;
+}
+
 // A decoder with a fixed table: probabilities of the next token after a generated prefix.
 class TableDecoder : public IncrementalDecoder {
  public:
@@ -278,6 +314,51 @@ class TestSearch : public QObject {
  private slots:
   // Vocab 5, max_length up to 4: at the last step 64 live prefixes × 5 tokens = 320 candidates,
   // so beam 320 keeps or finishes every candidate and must find exactly what enumeration finds.
+  // --no-repeat-ngram: greedy equals the definition above on long outputs (EOS made unlikely, so
+  // the model would repeat), and a beam wide enough to keep every candidate finds exactly the
+  // best sequences of the enumeration that repeat no n-gram.
+  void no_repeat_ngram_blocks_exactly_the_repeating_tokens() {
+    for (const int n : {1, 2, 3}) {
+      for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+        ToyModel model;
+        model.seed = seed;
+        model.eos_bias = -3.0;
+        bool finished = false;
+        const Tokens want = naive_blocked_greedy(model, 12, n, &finished);
+        PrefixDecoder greedy_decoder(model);
+        SearchOptions o = options_for(model, 1, 12, 0.0f);
+        o.no_repeat_ngram = n;
+        const SearchResult g = greedy_search(greedy_decoder, o);
+        const QString what = QString("n %1 seed %2").arg(n).arg(seed);
+        QVERIFY2(g.hypotheses[0].tokens == want,
+                 qPrintable(what + ": greedy " + describe(g.hypotheses[0].tokens) + ", expected " + describe(want)));
+        QCOMPARE(g.hypotheses[0].finished, finished);
+        QVERIFY(!repeats_an_ngram(g.hypotheses[0].tokens, n));
+
+        model.eos_bias = 0.0;
+        std::vector<Sequence> allowed;
+        for (Sequence& q : enumerate_all(model, 4, 0.6f))
+          if (!repeats_an_ngram(q.tokens, n)) allowed.push_back(std::move(q));
+        const int n_best = std::min<int>(10, static_cast<int>(allowed.size()));
+        PrefixDecoder beam_decoder(model);
+        SearchOptions b = options_for(model, 320, 4, 0.6f, n_best);
+        b.no_repeat_ngram = n;
+        expect_same(beam_search(beam_decoder, b).hypotheses,
+                    std::vector<Sequence>(allowed.begin(), allowed.begin() + n_best), what + " beam");
+        if (QTest::currentTestFailed()) return;
+      }
+    }
+    // Without blocking, the same greedy repeats (so the test above can tell blocking from none).
+    ToyModel model;
+    model.eos_bias = -3.0;
+    PrefixDecoder decoder(model);
+    QVERIFY(repeats_an_ngram(greedy_search(decoder, options_for(model, 1, 12, 0.0f)).hypotheses[0].tokens, 2));
+    SearchOptions bad = options_for(model, 1, 12, 0.0f);
+    bad.no_repeat_ngram = kMaxNoRepeatNgram + 1;
+    const std::string message = test::error_message<ParamError>([&] { greedy_search(decoder, bad); });
+    QVERIFY2(test::contains(message, "no_repeat_ngram=17"), message.c_str());
+  }
+
   void wide_beam_equals_exhaustive_enumeration() {
     for (const float alpha : {0.0f, 0.6f}) {
       for (std::uint64_t seed = 1; seed <= 8; ++seed) {
