@@ -53,6 +53,7 @@ TranslateOptions translate_options(const TranslateRequest& request) {
   o.beam = request.beam;
   o.length_penalty = request.length_penalty;
   o.n_best = request.n_best;
+  o.no_repeat_ngram = request.no_repeat_ngram;
   std::vector<std::string> params;
   if (!request.params.is_null()) {
     if (!request.params.is_object()) throw ParamError("attention parameters must be a JSON object, got " + request.params.dump());

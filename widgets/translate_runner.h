@@ -43,6 +43,7 @@ struct TranslateRequest {
   int beam = 1;      // 1 = greedy
   float length_penalty = 1.0f;
   int n_best = 1;
+  int no_repeat_ngram = 0;                          // 0 = off
   std::string attention = "softmax";                // self-attention variant (registry name)
   nlohmann::json params = nlohmann::json::object();  // its parameters (absent keys: defaults)
   std::uint64_t seed = 0;

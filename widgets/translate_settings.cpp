@@ -6,6 +6,7 @@
 #include "attention/params.h"
 #include "attention/registry.h"
 #include "core/error.h"
+#include "decode/search.h"
 #include "models/playground.h"
 
 
@@ -58,6 +59,7 @@ void TranslateSettings::validate() const {
     fail("length_penalty", "a number in [0, 5], got " + std::to_string(length_penalty));
   }
   check_int("n_best", n_best, 1, kTranslateMaxBeam);
+  check_int("no_repeat_ngram", no_repeat_ngram, 0, kMaxNoRepeatNgram);
   const Attention* variant = Registry::builtin().find(attention);
   if (!variant) fail("attention", "'" + attention + "' is not a registered variant");
   if (!params.is_object()) fail("params", "must be a JSON object, got " + params.dump());
@@ -78,6 +80,7 @@ nlohmann::json TranslateSettings::to_json() const {
                         {"beam", beam},
                         {"length_penalty", length_penalty},
                         {"n_best", n_best},
+                        {"no_repeat_ngram", no_repeat_ngram},
                         {"attention", attention},
                         {"params", params},
                         {"seed", seed},
@@ -95,6 +98,7 @@ TranslateSettings TranslateSettings::from_json(const nlohmann::json& j) {
   s.beam = field(j, "beam", s.beam);
   s.length_penalty = field(j, "length_penalty", s.length_penalty);
   s.n_best = field(j, "n_best", s.n_best);
+  s.no_repeat_ngram = field(j, "no_repeat_ngram", s.no_repeat_ngram);
   s.attention = field(j, "attention", s.attention);
   if (j.contains("params") && !j.at("params").is_null()) s.params = j.at("params");
   s.seed = field(j, "seed", s.seed);

@@ -3,7 +3,7 @@
 // same picture).
 //
 //   {"text": "Ich habe keine Zeit.", "model": "", "beam": 4, "length_penalty": 1.0, "n_best": 3,
-//    "attention": "performer", "params": {"n_features": 16}, "seed": 0, "quality_sentences": 100,
+//    "no_repeat_ngram": 0, "attention": "performer", "params": {"n_features": 16}, "seed": 0, "quality_sentences": 100,
 //    "tab": "alignment", "layer": -1, "head": -1}
 //
 // "model" is a model folder; "" means the default one (default_translation_model_dir()), so a
@@ -39,6 +39,7 @@ struct TranslateSettings {
   int beam = 1;       // 1 = greedy
   double length_penalty = 1.0;
   int n_best = 1;  // hypotheses listed (at most the beam width)
+  int no_repeat_ngram = 0;  // 0 = off; n: no n-gram of pieces repeats (SearchOptions)
   std::string attention = "softmax";
   nlohmann::json params = nlohmann::json::object();
   std::uint64_t seed = 0;

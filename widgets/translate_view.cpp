@@ -30,6 +30,7 @@
 
 #include "attention/registry.h"
 #include "core/error.h"
+#include "decode/search.h"
 #include "figure_canvas.h"
 #include "figures/figure_kit.h"
 #include "param_panel.h"
@@ -82,8 +83,11 @@ QStringList labels_of(const std::vector<std::string>& pieces) {
   return out;
 }
 
-QString search_text(int beam, double length_penalty) {
-  return beam <= 1 ? QStringLiteral("greedy") : QStringLiteral("beam %1, α %2").arg(beam).arg(length_penalty, 0, 'g', 3);
+// "greedy", "beam 4, α 1", with ", no repeat 3" when n-grams are blocked.
+QString search_text(const TranslateRequest& r) {
+  QString text = r.beam <= 1 ? QStringLiteral("greedy") : QStringLiteral("beam %1, α %2").arg(r.beam).arg(r.length_penalty, 0, 'g', 3);
+  if (r.no_repeat_ngram > 0) text += QStringLiteral(", no repeat %1").arg(r.no_repeat_ngram);
+  return text;
 }
 
 // "n_features=16, kernel=relu · seed 0" (the variant's values as the run used them).
@@ -317,6 +321,12 @@ QWidget* TranslateView::buildControls() {
   n_best_->setObjectName(QStringLiteral("translateNBest"));
   n_best_->setRange(1, kTranslateMaxBeam);
   n_best_->setToolTip(tr("Hypotheses listed beside the beam tree (at most the beam width)"));
+  no_repeat_ = new QSpinBox;
+  no_repeat_->setObjectName(QStringLiteral("translateNoRepeatNgram"));
+  no_repeat_->setRange(0, kMaxNoRepeatNgram);
+  no_repeat_->setSpecialValueText(tr("off"));
+  no_repeat_->setToolTip(tr("No repeated n-grams: forbid the search to repeat any run of this many pieces (stops "
+                            "runaway repetition such as \"numbers numbers numbers\"); off = the model's own choice"));
   attention_ = new QComboBox;
   attention_->setObjectName(QStringLiteral("translateAttention"));
   for (const Attention* a : Registry::builtin().all()) {
@@ -342,6 +352,7 @@ QWidget* TranslateView::buildControls() {
   form->addRow(tr("Beam width"), beam_);
   form->addRow(tr("Length penalty"), length_penalty_);
   form->addRow(tr("n-best"), n_best_);
+  form->addRow(tr("No repeat n-gram"), no_repeat_);
   form->addRow(tr("Attention"), attention_);
   form->addRow(attention_info_);
   auto* params_group = new QGroupBox(tr("Attention parameters"));
@@ -371,6 +382,7 @@ QWidget* TranslateView::buildControls() {
   });
   connect(length_penalty_, &QDoubleSpinBox::valueChanged, this, [this] { edited(kDebounceMs); });
   connect(n_best_, &QSpinBox::valueChanged, this, [this] { edited(0); });
+  connect(no_repeat_, &QSpinBox::valueChanged, this, [this] { edited(0); });
   connect(seed_, &QSpinBox::valueChanged, this, [this] { edited(kDebounceMs); });
   connect(attention_, &QComboBox::currentIndexChanged, this, [this] {
     if (applying_) return;
@@ -446,6 +458,7 @@ TranslateSettings TranslateView::settings() const {
   s.beam = beam_->value();
   s.length_penalty = length_penalty_->value();
   s.n_best = n_best_->value();
+  s.no_repeat_ngram = no_repeat_->value();
   s.attention = attention_->currentText().toStdString();
   s.params = params_->changedValues();
   s.seed = static_cast<std::uint64_t>(seed_->value());
@@ -465,6 +478,7 @@ void TranslateView::setSettings(const TranslateSettings& s) {
   beam_->setValue(s.beam);
   length_penalty_->setValue(s.length_penalty);
   n_best_->setValue(s.n_best);
+  no_repeat_->setValue(s.no_repeat_ngram);
   attention_->setCurrentText(QString::fromStdString(s.attention));
   onAttentionChanged();
   params_->setValues(s.params);
@@ -487,6 +501,7 @@ TranslateRequest TranslateView::request() const {
   r.beam = s.beam;
   r.length_penalty = static_cast<float>(s.length_penalty);
   r.n_best = s.n_best;
+  r.no_repeat_ngram = s.no_repeat_ngram;
   r.attention = s.attention;
   r.params = params_->values();
   r.seed = s.seed;
@@ -568,7 +583,7 @@ void TranslateView::onTranslated(TranslateResultPtr result) {
     timing_->clear();
   } else {
     timing_->setText(tr("%1 ms").arg(t.ms, 0, 'f', 1));
-    timing_->setToolTip(tr("Encoder, %1 search and the maps, on this machine").arg(search_text(result_->request.beam, result_->request.length_penalty)));
+    timing_->setToolTip(tr("Encoder, %1 search and the maps, on this machine").arg(search_text(result_->request)));
   }
   setStatus(tr("%1 · %2 · %3 self-attention")
                 .arg(QString::fromStdString(result_->request.model_dir), QString::fromStdString(result_->model_description),
@@ -874,7 +889,7 @@ bool TranslateView::measureQuality() {
   progress_->setValue(0);
   progress_->setFormat(tr("%v / %m sentences"));
   quality_->setText(tr("Measuring %1 · %2 on %3 sentences…")
-                        .arg(QString::fromStdString(q.options.attention), search_text(q.options.beam, q.options.length_penalty))
+                        .arg(QString::fromStdString(q.options.attention), search_text(q.options))
                         .arg(q.sentences));
   return true;
 }
@@ -894,7 +909,7 @@ void TranslateView::addRunRow(int run) {
   runs_table_->insertRow(row);
   // The attention cell: the variant, then its parameters and seed on a second line.
   const QString cells[] = {QString::fromStdString(r.options.attention) + QLatin1Char('\n') + params_text(r.options.params, r.options.seed),
-                           search_text(r.options.beam, r.options.length_penalty),
+                           search_text(r.options),
                            QString::number(r.evaluation.bleu.score, 'f', 2), QString::number(r.evaluation.mean_ms, 'f', 1)};
   for (int c = 0; c < 4; ++c) {
     auto* item = new QTableWidgetItem(cells[c]);

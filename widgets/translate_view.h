@@ -6,7 +6,7 @@
 //            the newest edit wins and older work is cancelled); beside it "translating…" and
 //            then the measured milliseconds;
 //   left     model folder (with a chooser; empty = the shipped model), beam width (1 = greedy),
-//            length penalty, n-best, the self-attention variant (every registered one, its
+//            length penalty, n-best, n-gram blocking (0 = off), the self-attention variant (every registered one, its
 //            parameters generated from its schema by ParamPanel) and seed; below, "Measured
 //            quality": corpus BLEU and mean ms on the first N sentences of the folder's
 //            test.de/test.en with the current search and attention (worker thread, progress,
@@ -123,6 +123,7 @@ class TranslateView final : public QWidget {
   QSpinBox* beamBox() const { return beam_; }
   QDoubleSpinBox* lengthPenaltyBox() const { return length_penalty_; }
   QSpinBox* nBestBox() const { return n_best_; }
+  QSpinBox* noRepeatBox() const { return no_repeat_; }
   QComboBox* attentionBox() const { return attention_; }
   ParamPanel* paramPanel() const { return params_; }
   QSpinBox* seedBox() const { return seed_; }
@@ -180,6 +181,7 @@ class TranslateView final : public QWidget {
   QSpinBox* beam_ = nullptr;
   QDoubleSpinBox* length_penalty_ = nullptr;
   QSpinBox* n_best_ = nullptr;
+  QSpinBox* no_repeat_ = nullptr;
   QComboBox* attention_ = nullptr;
   QLabel* attention_info_ = nullptr;
   ParamPanel* params_ = nullptr;

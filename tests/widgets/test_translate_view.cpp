@@ -68,7 +68,7 @@ void write_model(const std::string& folder, bool with_test_set) {
 
 bool same_request(const TranslateRequest& a, const TranslateRequest& b) {
   return a.model_dir == b.model_dir && a.text == b.text && a.beam == b.beam && a.length_penalty == b.length_penalty &&
-         a.n_best == b.n_best && a.attention == b.attention && a.params == b.params && a.seed == b.seed;
+         a.n_best == b.n_best && a.no_repeat_ngram == b.no_repeat_ngram && a.attention == b.attention && a.params == b.params && a.seed == b.seed;
 }
 
 // Waits until the panel shows the result of what its controls say now.
@@ -190,10 +190,12 @@ class TestTranslateView : public QObject {
     QVERIFY(features);
     features->setValue(8);
     view.seedBox()->setValue(5);
+    view.noRepeatBox()->setValue(2);
     QVERIFY(wait_for_current(view));
     TranslateOptions o;
     o.beam = 3;
     o.n_best = 2;
+    o.no_repeat_ngram = 2;
     o.length_penalty = 0.5f;
     o.attention = make_attention_choice("performer", {"n_features=8"}, 5);
     const Translation beam = translate(*model_, text, o);
@@ -547,6 +549,7 @@ class TestTranslateView : public QObject {
     s.beam = 3;
     s.length_penalty = 0.5;
     s.n_best = 2;
+    s.no_repeat_ngram = 3;
     s.attention = "performer";
     s.params = {{"n_features", 8}};
     s.seed = 9;
@@ -559,6 +562,9 @@ class TestTranslateView : public QObject {
     nlohmann::json bad = s.to_json();
     bad["beam"] = 17;
     EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "translate beam");
+    bad = s.to_json();
+    bad["no_repeat_ngram"] = kMaxNoRepeatNgram + 1;
+    EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "translate no_repeat_ngram");
     bad = s.to_json();
     bad["attention"] = "nope";
     EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "'nope' is not a registered variant");
