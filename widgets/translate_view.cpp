@@ -230,20 +230,42 @@ TranslateView::TranslateView(QWidget* parent) : QWidget(parent) {
       hoverTarget(hit.row);
     }
   });
-  // The self-attention maps light their own labels only.
+  // The self-attention maps light their labels and the text they are over: the encoder's the
+  // German (its rows and columns are the source pieces, then EOS), the decoder's the English (its
+  // rows and columns are the decoder's inputs: <s>, then the pieces before the last, so input j
+  // is target piece j − 1). A hovered piece lights itself and, by the hovered row or column, the
+  // pieces it attends to or that attend to it.
   for (const int i : {1, 2}) {
     connect(canvases_[i], &FigureCanvas::tokenHovered, this, [this, i](int code) {
       AlignmentFigureData& fig = *maps_[i];
       const AlignmentHit hit = AlignmentHit::from_code(code, fig.map.cols);
       fig.overlay = {};
+      const std::vector<float>* tint = nullptr;
+      int hovered = -1;
       if (hit.kind == AlignmentHit::Kind::Column) {
-        fig.overlay.col = hit.col;
+        fig.overlay.col = hovered = hit.col;
         fig.overlay.row_tint = scaled_to_largest(matrix_col(fig.map, hit.col));
+        tint = &fig.overlay.row_tint;
       } else if (hit.kind != AlignmentHit::Kind::None) {
-        fig.overlay.row = hit.row;
+        fig.overlay.row = hovered = hit.row;
         fig.overlay.col_tint = scaled_to_largest(matrix_row(fig.map, hit.row));
+        tint = &fig.overlay.col_tint;
+      }
+      source_light_.clear();
+      target_light_.clear();
+      if (tint && result_) {
+        const bool encoder = i == 1;
+        const std::size_t pieces = encoder ? result_->translation.source_tokens.size() : result_->translation.target_tokens.size();
+        const std::size_t shift = encoder ? 0 : 1;  // decoder input j is target piece j − 1
+        std::vector<float>& light = encoder ? source_light_ : target_light_;
+        light.assign(pieces, 0.0f);
+        for (std::size_t p = 0; p < pieces && p + shift < tint->size(); ++p) light[p] = (*tint)[p + shift];
+        const auto self = static_cast<std::ptrdiff_t>(hovered) - static_cast<std::ptrdiff_t>(shift);
+        if (self >= 0 && static_cast<std::size_t>(self) < pieces) light[static_cast<std::size_t>(self)] = 1.0f;
       }
       canvases_[i]->refresh();
+      highlightInput();
+      highlightOutput();
     });
   }
 

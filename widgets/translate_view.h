@@ -23,7 +23,9 @@
 // Hover. A target piece (in the English or on the alignment's row axis or cells) lights its
 // aligned source pieces in the German and on the map's column axis, in proportion to its row of
 // the alignment shown; a source piece (in the German or on the column axis) lights the target
-// pieces by its column. The German is highlighted at the pieces' byte offsets.
+// pieces by its column. The German is highlighted at the pieces' byte offsets. On the encoder's
+// and the decoder's self-attention, a hovered piece lights the German or the English by its row
+// (what it attends to) or column (what attends to it).
 //
 // Bad input: blank text gives an empty output and no error; a model folder that is missing or
 // does not load, a sentence too long for the model, a parameter the variant refuses: one line

@@ -319,6 +319,47 @@ class TestTranslateView : public QObject {
     move_pointer(view.input()->viewport(), QPointF(caret.left() + 1, caret.center().y()));
     QCOMPARE(argmax(view.sourceHighlight(), pieces), 2);
     QCOMPARE(view.mapData(TranslateTab::Alignment).overlay.col, 2);
+
+    // The encoder's map: a hovered column (key piece 1) lights the German pieces by how much each
+    // attends to it (its column of the mean encoder map, scaled to the largest), itself fully.
+    view.setCurrentTab(TranslateTab::Encoder);
+    FigureCanvas* enc_canvas = view.canvas(TranslateTab::Encoder);
+    const AlignmentFigureData enc = view.mapData(TranslateTab::Encoder);
+    const AlignmentFigureLayout enc_layout =
+        compute_alignment_layout(enc, enc_canvas->figureStyle(), enc_canvas->figureRect(), enc_canvas->surface());
+    move_pointer(enc_canvas->surface(), enc_layout.col_label_centre(1));
+    const std::vector<double> enc_mean = mean_map(t.encoder_attention, -1);
+    std::vector<double> enc_col;
+    for (std::size_t r = 0; r < S; ++r) enc_col.push_back(enc_mean[r * S + 1]);
+    const double enc_max = *std::max_element(enc_col.begin(), enc_col.end());
+    QCOMPARE(view.sourceHighlight().size(), pieces);
+    for (std::size_t p = 0; p < pieces; ++p) {
+      const double want = p == 1 ? 1.0 : enc_col[p] / enc_max;
+      QVERIFY2(std::abs(view.sourceHighlight()[p] - want) < 1e-5,
+               qPrintable(QString("piece %1: %2 vs %3").arg(p).arg(view.sourceHighlight()[p]).arg(want)));
+    }
+    QVERIFY(view.targetHighlight().empty());
+
+    // The decoder's map: hovering row 2 (the input that is target piece 1) lights the English by
+    // that row, shifted by the <s> input, and target piece 1 fully.
+    view.setCurrentTab(TranslateTab::Decoder);
+    FigureCanvas* dec_canvas = view.canvas(TranslateTab::Decoder);
+    const AlignmentFigureData dec = view.mapData(TranslateTab::Decoder);
+    QVERIFY(dec.map.rows >= 3);
+    const AlignmentFigureLayout dec_layout =
+        compute_alignment_layout(dec, dec_canvas->figureStyle(), dec_canvas->figureRect(), dec_canvas->surface());
+    move_pointer(dec_canvas->surface(), dec_layout.row_label_centre(2));
+    const std::vector<double> dec_mean = mean_map(t.decoder_attention, -1);
+    const auto T = static_cast<std::size_t>(dec.map.cols);
+    const double dec_max = *std::max_element(dec_mean.begin() + 2 * static_cast<std::ptrdiff_t>(T),
+                                             dec_mean.begin() + 3 * static_cast<std::ptrdiff_t>(T));
+    QCOMPARE(view.targetHighlight().size(), t.target_tokens.size());
+    for (std::size_t p = 0; p < t.target_tokens.size() && p + 1 < T; ++p) {
+      const double want = p == 1 ? 1.0 : dec_mean[2 * T + p + 1] / dec_max;
+      QVERIFY2(std::abs(view.targetHighlight()[p] - want) < 1e-5,
+               qPrintable(QString("target piece %1: %2 vs %3").arg(p).arg(view.targetHighlight()[p]).arg(want)));
+    }
+    QVERIFY(view.sourceHighlight().empty());
   }
 
   // The beam tree holds the SearchResult's nodes and edges; the best path spells the best
