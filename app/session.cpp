@@ -7,6 +7,7 @@
 #include "colormap.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_field.h"
 #include "trace_view.h"
 
 namespace attnlab {
@@ -17,12 +18,7 @@ constexpr int kVersion = 1;
 
 template <typename T>
 T field(const nlohmann::json& j, const char* key, const T& fallback) {
-  if (!j.contains(key)) return fallback;
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ParamError(std::string("session field '") + key + "' has the wrong type: " + j.at(key).dump());
-  }
+  return json_field(j, key, fallback, "session field");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "attention/registry.h"
 #include "core/error.h"
+#include "core/json_field.h"
 #include "models/model_config.h"
 
 namespace attnlab {
@@ -20,12 +21,7 @@ constexpr double kMaxBudgetMs = 3.6e6;
 
 template <typename T>
 T field(const nlohmann::json& j, const std::string& section, const char* key, const T& fallback) {
-  if (!j.contains(key)) return fallback;
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(section.empty() ? std::string(key) : section + "." + key, "wrong type: " + j.at(key).dump());
-  }
+  return json_field(j, key, fallback, section.empty() ? std::string("curves field") : "curves " + section + " field");
 }
 
 const nlohmann::json& section_of(const nlohmann::json& j, const char* key) {

@@ -6,6 +6,7 @@
 #include "attention/params.h"
 #include "attention/registry.h"
 #include "core/error.h"
+#include "core/json_field.h"
 #include "decode/search.h"
 #include "models/playground.h"
 
@@ -17,12 +18,7 @@ namespace {
 
 template <typename T>
 T field(const nlohmann::json& j, const char* key, const T& fallback) {
-  if (!j.contains(key)) return fallback;
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(key, "wrong type: " + j.at(key).dump());
-  }
+  return json_field(j, key, fallback, "translate field");
 }
 
 void check_int(const char* key, std::int64_t value, std::int64_t lo, std::int64_t hi) {

@@ -604,6 +604,9 @@ class TestTranslateView : public QObject {
     bad["beam"] = 17;
     EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "translate beam");
     bad = s.to_json();
+    bad["beam"] = "four";
+    EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "translate field 'beam' has the wrong type: \"four\"");
+    bad = s.to_json();
     bad["no_repeat_ngram"] = kMaxNoRepeatNgram + 1;
     EXPECT_ERROR(ParamError, TranslateSettings::from_json(bad), "translate no_repeat_ngram");
     bad = s.to_json();
