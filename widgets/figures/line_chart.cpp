@@ -97,6 +97,10 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
   area.setBottom(target.bottom() - em * 3.2);
 
   const auto to_px = [&](QPointF p) { return plot_point(area, xa, ya, p.x(), p.y()); };
+  // A point the axes can place: finite, and positive on a log axis.
+  const auto plottable = [&](const QPointF& p) {
+    return std::isfinite(p.x()) && std::isfinite(p.y()) && !(xa.log && p.x() <= 0) && !(ya.log && p.y() <= 0);
+  };
 
   // Title, note.
   painter.setPen(style.foreground);
@@ -152,7 +156,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
     bool started = false;
     std::vector<QPointF> marks;
     for (const QPointF& p : s.points) {
-      if (!std::isfinite(p.x()) || !std::isfinite(p.y()) || (xa.log && p.x() <= 0) || (ya.log && p.y() <= 0)) continue;
+      if (!plottable(p)) continue;
       const QPointF px = to_px(p);
       if (started) path.lineTo(px);
       else path.moveTo(px);
@@ -208,7 +212,7 @@ void draw_line_chart(QPainter& painter, const QRectF& target, const LineChart& c
     for (const ChartSeries& s : chart.series) {
       std::vector<QPointF> px;
       for (const QPointF& p : s.points) {
-        if (!std::isfinite(p.x()) || !std::isfinite(p.y()) || (xa.log && p.x() <= 0) || (ya.log && p.y() <= 0)) continue;
+        if (!plottable(p)) continue;
         px.push_back(to_px(p));
       }
       for (std::size_t i = 0; i < px.size(); ++i) {
