@@ -336,7 +336,7 @@ QWidget* CurvesView::buildLengthTab() {
   device_->addItem(tr("CUDA"), QStringLiteral("cuda"));
   std::string why;
   if (gpu::gpu_available(&why)) {
-    device_->setToolTip(tr("CPU, or the GPU kernels (softmax, bigbird, linear, reformer_lsh)"));
+    device_->setToolTip(tr("CPU, or the GPU: the kernels of softmax, bigbird, linear, reformer_lsh, and model presets whose layers all have a GPU path (time by CUDA events, GPU memory at the pass's peak)"));
   } else {
     const QString reason = tr("CUDA is not available: %1").arg(QString::fromStdString(why));
     if (auto* model = qobject_cast<QStandardItemModel*>(device_->model())) model->item(1)->setEnabled(false);

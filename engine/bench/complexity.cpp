@@ -22,6 +22,7 @@
 #include "core/memory_meter.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "cuda/device_model.h"
 #include "cuda/gpu_attention.h"
 #include "models/encoder.h"
 #include "models/model_config.h"
@@ -60,6 +61,7 @@ struct Subject {
   std::string name;
   const Attention* variant = nullptr;
   std::shared_ptr<const Encoder> model;  // set for a model entry
+  std::shared_ptr<const gpu::DeviceModel> device_model;  // a model entry on CUDA: its weights on the GPU
   std::int64_t max_length = 0;           // the model's, raised for the bench
 
   static Subject of_variant(const std::string& name, const Attention& a) {
@@ -77,6 +79,8 @@ struct Subject {
     config.max_length = std::clamp(o.lengths.back(), config.max_length, kMaxModelLength);
     s.max_length = config.max_length;
     s.model = std::make_shared<const Encoder>(Encoder::seeded(config, o.seed));
+    if (o.device == DevicePreference::Cuda)  // ParamError naming a layer without a GPU path
+      s.device_model = std::make_shared<const gpu::DeviceModel>(*s.model, gpu::make_cuda_backend());
     return s;
   }
 
@@ -86,6 +90,7 @@ struct Subject {
     if (model) {
       if (L > max_length)
         throw ParamError("model " + model->config().name + " takes at most " + std::to_string(max_length) + " tokens");
+      if (device_model) return 0;  // GPU memory: the allocator's own error says when it runs out
       ForwardMemoryOptions m;
       m.causal = o.causal;
       return estimate_forward_bytes(model->config(), L, false, m);
@@ -111,6 +116,7 @@ void measure(const Subject& subject, std::int64_t L, const ComplexityOptions& o,
   std::vector<std::int32_t> ids;
   std::optional<Params> params;
   EncoderRunOptions run;
+  std::int64_t device_peak = 0;  // GPU bytes at the peak of a model's pass on CUDA
   if (subject.model) {
     const std::int32_t vocab = subject.model->config().vocab_size;
     ids.resize(static_cast<std::size_t>(L));
@@ -125,6 +131,19 @@ void measure(const Subject& subject, std::int64_t L, const ComplexityOptions& o,
       (void)subject.model->forward(ids, run);
       return t.elapsed_ms();
     };
+    if (subject.device_model) {
+      call = [&] {
+        gpu::DeviceRunOptions d;
+        d.variant = run.variant;
+        d.causal = run.causal;
+        d.attention_seed = run.attention_seed;
+        d.cancel = run.cancel;
+        d.download_hidden = false;
+        const gpu::DeviceForward f = subject.device_model->forward(ids, d);
+        device_peak = std::max(device_peak, f.peak_bytes);
+        return f.ms;  // CUDA events around the pass
+      };
+    }
   } else {
     q = Tensor({o.heads, L, o.dim});
     k = Tensor({o.heads, L, o.dim});
@@ -143,7 +162,7 @@ void measure(const Subject& subject, std::int64_t L, const ComplexityOptions& o,
   memory::reset_peak();
   const std::int64_t before = memory::current_bytes();
   const double warm = call();  // warm-up, and the memory figures
-  row.peak_bytes = cuda ? 0 : std::max<std::int64_t>(0, memory::peak_bytes() - before);
+  row.peak_bytes = cuda ? device_peak : std::max<std::int64_t>(0, memory::peak_bytes() - before);
   if (high_water_known && resident_before > 0)
     row.high_water_bytes = std::max<std::int64_t>(0, memory::process_high_water_bytes() - resident_before);
   std::vector<double> ms;
@@ -230,7 +249,8 @@ ComplexityResult run_complexity(ComplexityOptions o) {
   std::vector<Subject> subjects;
   for (const std::string& name : o.variants) {
     if (name.rfind(kModelPrefix, 0) == 0) {
-      if (cuda) throw DeviceError("'" + name + "': models run on the CPU only");
+      std::string why;
+      if (cuda && !gpu::gpu_available(&why)) throw DeviceError("no GPU to run on: " + why);
       subjects.push_back(Subject::of_model(name, builtin_model(name.substr(kModelPrefix.size())), o));
     } else {
       subjects.push_back(Subject::of_variant(name, Registry::builtin().get(name)));

@@ -10,6 +10,9 @@
 //   per ("model:NAME", length): the preset's whole forward pass (seeded weights, built once; its
 //   max_length raised to the longest length, at most 2^20) on L token ids cycling through the
 //   vocabulary, causal as asked, no traces, "inherit" layers running softmax; timed the same way.
+//   on CUDA a model runs on the GPU end to end (cuda/device_model.h: weights uploaded once,
+//   fp32); its time is the pass's CUDA-event time and peak_bytes the GPU bytes its device
+//   allocator held at the pass's peak beyond the weights.
 //   estimate, before running: a variant's cost model (Attention::workspace_bytes, engine tensors
 //   only, comparable with peak_bytes); a model's estimate_forward_bytes (its Eigen activations
 //   too, which the meter does not see: compare it with high_water_bytes); on CUDA the output
@@ -78,8 +81,9 @@ struct ComplexityResult {
   std::vector<ComplexityFit> fits;
 };
 
-// Throws ParamError for an unknown variant or model or an option out of range, DeviceError when
-// CUDA is asked for where there is none (or a variant without a GPU kernel, or a model),
+// Throws ParamError for an unknown variant or model or an option out of range (and, on CUDA, for
+// a model with a layer that has no GPU path: cuda/device_model.h), DeviceError when CUDA is asked
+// for where there is none (or a variant without a GPU kernel),
 // CancelledError. on_row and progress are called from the calling thread after every row.
 ComplexityResult run_complexity(ComplexityOptions options);
 

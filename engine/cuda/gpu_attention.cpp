@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "cuda/cuda_device.h"
 #include "cuda/kernels.h"
+#include "cuda/lsh_dims.h"
 
 namespace attnlab {
 namespace gpu {
@@ -236,14 +237,7 @@ LshAttentionResult reformer_lsh_attention(const Tensor& q, const Tensor& v, cons
   const LshGeometry g = resolve_lsh_geometry(params, q.dim(1));
   require_device();
   const Tensor rotations = lsh_rotations(seed, q.dim(0), g.n_hashes, q.dim(2), g.n_buckets);
-  cuda::LshDims ld;
-  ld.heads = dims.heads;
-  ld.length = dims.lq;
-  ld.d = dims.d;
-  ld.n_hashes = static_cast<int>(g.n_hashes);
-  ld.n_buckets = static_cast<int>(g.n_buckets);
-  ld.bucket_size = static_cast<int>(g.chunk_size);
-  ld.chunks_before = static_cast<int>(g.chunks_before);
+  const cuda::LshDims ld = lsh_dims_of(g, dims.heads, dims.lq, dims.d);
   const std::size_t n = static_cast<std::size_t>(q.size());
   DeviceBuffer qd(n * 4), vd(n * 4), out(n * 4), rot(static_cast<std::size_t>(rotations.size()) * 4),
       buckets(static_cast<std::size_t>(ld.heads) * ld.n_hashes * ld.length * 4),

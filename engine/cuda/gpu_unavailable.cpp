@@ -1,4 +1,5 @@
 // The GPU API in a build without a CUDA compiler: the same functions, each a clear error.
+#include "cuda/backend.h"
 #include "cuda/gpu_attention.h"
 
 namespace attnlab::gpu {
@@ -33,5 +34,7 @@ LshAttentionResult reformer_lsh_attention(const Tensor&, const Tensor&, const Pa
 KMeansResult spherical_kmeans(const Tensor&, const Tensor&, int, float) { unavailable(); }
 
 Tensor matmul(const Tensor&, const Tensor&) { unavailable(); }
+
+std::unique_ptr<ComputeBackend> make_cuda_backend(const BackendOptions&) { unavailable(); }
 
 }  // namespace attnlab::gpu

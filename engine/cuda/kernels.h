@@ -85,6 +85,26 @@ struct KMeansDims {
 void kmeans_steps(const float* points, float* centroids, int* nearest, float* inverse_norms, const KMeansDims& dims,
                   cudaStream_t stream);
 
+// The other operations of a Transformer layer (model_kernels.cu), float32; the twins of the CPU
+// backend's operations (cuda/backend.h). x, y [rows, cols] row-major.
+void layer_norm_rows(const float* x, const float* gamma, const float* beta, float eps, float* y, std::int64_t rows,
+                     int cols, cudaStream_t stream);
+void gelu_erf(float* x, std::size_t n, cudaStream_t stream);                                     // x·Φ(x)
+void axpby(float* y, float a, const float* x, float b, std::size_t n, cudaStream_t stream);      // y ← a·y + b·x
+void broadcast_rows(float* y, const float* row, std::size_t rows, int cols, cudaStream_t stream);  // y[r, :] = row
+// out[p, :] = table[ids[p], :]·√d_model + sinusoidal position p; ids in device memory, in range.
+void embed_tokens(const std::int32_t* ids, const float* table, int d_model, float* out, std::size_t length,
+                  cudaStream_t stream);
+// [B, L, H·d] -> [B, H, L, d] and back.
+void split_heads(const float* x, float* out, std::size_t batch, std::size_t length, int heads, int dim,
+                 cudaStream_t stream);
+void merge_heads(const float* x, float* out, std::size_t batch, std::size_t length, int heads, int dim,
+                 cudaStream_t stream);
+void fill(float* y, float value, std::size_t n, cudaStream_t stream);
+// "full" (input_logits null): g = σ(f + 1), state ← g·state + (1 − g)·z; "lstm": state ← σ(f + 1)·state + σ(i − 1)·z
+void gate_state(float* state, const float* forget_logits, const float* input_logits, const float* z, std::size_t n,
+                cudaStream_t stream);
+
 // Elementwise float32 -> f16/bf16 on the device (n elements).
 void convert_from_f32(DType type, const float* src, void* dst, std::size_t n, cudaStream_t stream);
 // And back: f16/bf16 -> float32.

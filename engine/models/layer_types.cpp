@@ -86,4 +86,10 @@ const FeedForwardKindSpec& feed_forward_kind(const std::string& name) {
   throw ParamError("unknown feed-forward kind '" + name + "'; known: " + known);
 }
 
+Params schema_params(const std::vector<ParamSpec>& schema, const nlohmann::json& overrides) {
+  Params p(schema);
+  p.set_from_json(overrides);
+  return p;
+}
+
 }  // namespace attnlab

@@ -53,6 +53,10 @@ const std::vector<LayerTypeSpec>& layer_types();
 const LayerTypeSpec& layer_type(const std::string& name);
 
 const std::vector<FeedForwardKindSpec>& feed_forward_kinds();
+
+// The values of `schema` with the keys of a JSON object set over its defaults (a layer spec's
+// "params", "attention_params" or "ffn_params"); throws ParamError for an unknown key or a bad value.
+Params schema_params(const std::vector<ParamSpec>& schema, const nlohmann::json& overrides);
 // Throws ParamError listing the known kinds.
 const FeedForwardKindSpec& feed_forward_kind(const std::string& name);
 

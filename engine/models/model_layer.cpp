@@ -8,12 +8,6 @@
 namespace attnlab {
 namespace {
 
-Params schema_params(const std::vector<ParamSpec>& schema, const nlohmann::json& overrides) {
-  Params p(schema);
-  p.set_from_json(overrides);
-  return p;
-}
-
 template <typename Part>
 Part seed_part(const LayerSpec& spec, const ModelConfig& c, std::uint64_t seed) {
   return Part::seeded(c.d_model, c.heads, c.d_ff, schema_params(Part::schema(), spec.params), seed);

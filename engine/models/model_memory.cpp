@@ -20,12 +20,6 @@ constexpr std::int64_t kPerceiverQueryBlock = 64;
 // Block-recurrent layers keep the states of at most this many floats of windows at once.
 constexpr std::int64_t kBlockRecurrentStateBudget = std::int64_t{1} << 22;
 
-Params schema_params(const std::vector<ParamSpec>& schema, const nlohmann::json& overrides) {
-  Params p(schema);
-  p.set_from_json(overrides);
-  return p;
-}
-
 struct LayerCost {
   std::int64_t running = 0;  // held while the layer runs, beyond the hidden state it reads
   std::int64_t kept = 0;     // its trace, held to the end of the pass

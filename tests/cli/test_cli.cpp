@@ -557,8 +557,14 @@ class TestCli : public QObject {
                    "expected cpu or cuda");
     std::string why;
     if (!gpu::gpu_available(&why))
+    {
       expect_failure(cli({"bench", "--variants", "softmax", "--lengths", "64", "--device", "cuda", "--json", out}), 1,
                      "no GPU to run on");
+      // A model preset on CUDA runs whole on the GPU (cuda/device_model.h): here, the same refusal.
+      expect_failure(cli({"bench", "--variants", "model:tiny-encoder", "--lengths", "64", "--device", "cuda", "--json",
+                          out}),
+                     1, "no GPU to run on");
+    }
     QVERIFY(!QFile::exists(out));
   }
 

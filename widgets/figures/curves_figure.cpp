@@ -690,7 +690,7 @@ CurvesFigureData length_curves_data(const ComplexityOptions& o, const std::vecto
   }
   memory.y_ticks_as = CurveTicks::Bytes;
   time.empty_note = QStringLiteral("No call has finished yet.");
-  memory.empty_note = o.device == DevicePreference::Cuda ? QStringLiteral("The engine's allocator does not see GPU memory.")
+  memory.empty_note = o.device == DevicePreference::Cuda ? QStringLiteral("On CUDA, GPU memory is measured for model presets (their device allocator); the kernels of single variants report time only.")
                                                          : QStringLiteral("No call has finished yet.");
   std::vector<double> ticks;
   for (std::size_t i = 0; i < o.variants.size(); ++i) {

@@ -11,8 +11,12 @@
 //   bigbird (block-sparse):    bf16, d 64, 16 heads, block 64, window 3, global 1, random 3
 //   reformer_lsh:             fp32, d 64, 8 heads, 2 hashes, bucket 64, one chunk back
 //   long sequences:           the longest lengths tried for each, one head, d = 64
+//   models:                   whole presets on the GPU (cuda/device_model.h), seeded weights, token
+//                             ids cycling through the vocabulary, L = 4k … 1M until a pass runs out
+//                             of GPU memory or takes longer than 10 s; time of the pass by CUDA
+//                             events, peak GPU bytes of the pass beyond the weights
 //
-// Usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long] [--json OUT.json]
+// Usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long,models] [--json OUT.json]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -30,7 +34,11 @@
 #include "attention/bigbird.h"
 #include "attention/reformer_lsh.h"
 #include "attention/registry.h"
+#include "core/error.h"
+#include "cuda/device_model.h"
 #include "cuda/kernels.h"
+#include "models/layer_types.h"
+#include "models/model_config.h"
 
 using attnlab::cuda::AttentionDims;
 using attnlab::cuda::DType;
@@ -222,6 +230,61 @@ nlohmann::json bench_lsh(int L, int heads, int repeats) {
   return row;
 }
 
+// One preset with one variant for its "inherit" layers, over the lengths, until a pass runs out of
+// GPU memory or takes longer than the budget.
+void bench_model(const std::string& preset, const std::string& variant_name, const nlohmann::json& overrides,
+                 bool causal, attnlab::gpu::Precision precision, const std::vector<int>& lengths, double budget_ms,
+                 nlohmann::json& rows) {
+  using namespace attnlab;
+  ModelConfig config = builtin_model(preset);
+  config.max_length = std::int64_t{1} << 20;
+  const Encoder encoder = Encoder::seeded(config, 1);
+  gpu::BackendOptions bo;
+  bo.precision = precision;
+  const gpu::DeviceModel model(encoder, gpu::make_cuda_backend(bo));
+  const Attention& variant = Registry::builtin().get(variant_name);
+  const Params params = schema_params(variant.spec().params, overrides);
+  gpu::DeviceRunOptions o;
+  o.variant = &variant;
+  o.params = &params;
+  o.causal = causal;
+  o.attention_seed = 1;
+  o.download_hidden = false;
+  const char* dtype = gpu::precision_name(precision);
+  for (const int L : lengths) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(L));
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7919) % config.vocab_size);
+    nlohmann::json row{{"kernel", "model"}, {"model", preset},  {"variant", variant_name}, {"params", params.to_json()},
+                       {"dtype", dtype},    {"causal", causal}, {"length", L},
+                       {"weight_bytes", model.weight_bytes()}};
+    try {
+      const gpu::DeviceForward warm = model.forward(ids, o);
+      std::vector<double> ms{warm.ms};
+      if (warm.ms < budget_ms / 4)
+        for (int r = 0; r < 3; ++r) ms.push_back(model.forward(ids, o).ms);
+      std::sort(ms.begin(), ms.end());
+      const double median = ms[ms.size() / 2];
+      row["status"] = "ok";
+      row["median_ms"] = median;
+      row["min_ms"] = ms.front();
+      row["tokens_per_s"] = L / (median / 1000.0);
+      row["peak_bytes"] = warm.peak_bytes;
+      std::printf("model   %-22s %-8s %-4s %-6s L=%-8d %10.2f ms  %9.0f tokens/s  peak %7.2f GiB beyond %.2f GiB of weights\n",
+                  preset.c_str(), variant_name.c_str(), dtype, causal ? "causal" : "full", L, median, L / (median / 1000.0),
+                  warm.peak_bytes / 1073741824.0, model.weight_bytes() / 1073741824.0);
+      std::fflush(stdout);
+      rows.push_back(row);
+      if (median > budget_ms) break;
+    } catch (const ResourceError& e) {
+      row["status"] = std::string("out of memory: ") + e.what();
+      std::printf("model   %-22s %-8s %-4s %-6s L=%-8d out of memory: %s\n", preset.c_str(), variant_name.c_str(), dtype,
+                  causal ? "causal" : "full", L, e.what());
+      rows.push_back(row);
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -236,7 +299,7 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long] [--json OUT.json]\n");
+      std::fprintf(stderr, "usage: attnlab-cuda-bench [--quick] [--only flash,linear,bigbird,lsh,long,models] [--json OUT.json]\n");
       return 2;
     }
   }
@@ -282,6 +345,20 @@ int main(int argc, char** argv) {
       for (int L : {1 << 20, 1 << 22, 1 << 24}) rows.push_back(bench_linear(64, true, L, 1, 3));
       for (int L : {1 << 20, 1 << 22}) rows.push_back(bench_bigbird(L, 1, 3));
       rows.push_back(bench_lsh(1 << 20, 1, 3));  // hashing grows as L·n_b·d = L²·d/32: 4M takes seconds
+    }
+    if (wanted("models")) {
+      std::printf("-- whole models on the GPU --\n");
+      using attnlab::gpu::Precision;
+      const std::vector<int> model_lengths =
+          quick ? std::vector<int>{4096} : std::vector<int>{4096, 16384, 65536, 262144, 1048576};
+      const double budget = quick ? 2000 : 10000;
+      const nlohmann::json none = nlohmann::json::object();
+      for (Precision p : {Precision::F32, Precision::BF16}) {
+        bench_model("large-reformer", "softmax", none, false, p, model_lengths, budget, rows);
+        bench_model("base-encoder", "softmax", none, true, p, model_lengths, budget, rows);
+        bench_model("base-encoder", "bigbird", {{"block_size", 64}}, false, p, model_lengths, budget, rows);
+        bench_model("base-encoder", "linear", none, true, p, model_lengths, budget, rows);
+      }
     }
     report["rows"] = rows;
     if (!json_path.empty()) {
