@@ -126,12 +126,13 @@ void measure(const Subject& subject, std::int64_t L, const ComplexityOptions& o,
     run.trace = false;
     run.attention_seed = o.seed;
     run.cancel = o.cancel;
-    call = [&] {
-      Timer t;
-      (void)subject.model->forward(ids, run);
-      return t.elapsed_ms();
-    };
-    if (subject.device_model) {
+    if (!subject.device_model) {
+      call = [&] {
+        Timer t;
+        (void)subject.model->forward(ids, run);
+        return t.elapsed_ms();
+      };
+    } else {
       call = [&] {
         gpu::DeviceRunOptions d;
         d.variant = run.variant;
@@ -245,20 +246,18 @@ ComplexityResult run_complexity(ComplexityOptions o) {
   require_in_range("repeats", o.repeats, 1, 1000);
   require_in_range("time_budget_ms", o.time_budget_ms, 1, 3.6e6);
   const bool cuda = o.device == DevicePreference::Cuda;
-  // Every entry resolves before anything runs: unknown names fail here.
+  std::string why;
+  if (cuda && !gpu::gpu_available(&why)) throw DeviceError("no GPU to run on: " + why);
+  // Every entry resolves before anything runs: unknown names fail here (a model on CUDA also
+  // uploads its weights here).
   std::vector<Subject> subjects;
   for (const std::string& name : o.variants) {
     if (name.rfind(kModelPrefix, 0) == 0) {
-      std::string why;
-      if (cuda && !gpu::gpu_available(&why)) throw DeviceError("no GPU to run on: " + why);
       subjects.push_back(Subject::of_model(name, builtin_model(name.substr(kModelPrefix.size())), o));
     } else {
       subjects.push_back(Subject::of_variant(name, Registry::builtin().get(name)));
     }
   }
-  std::string why;
-  if (cuda && !gpu::gpu_available(&why)) throw DeviceError("no GPU to run on: " + why);
-
   ComplexityResult result;
   const int total = static_cast<int>(o.variants.size() * o.lengths.size());
   int done = 0;

@@ -13,6 +13,7 @@
 #include "layers/embedding.h"
 #include "layers/feed_forward.h"
 #include "layers/layer_norm.h"
+#include "layers/masked_softmax.h"
 
 namespace attnlab::gpu {
 namespace {
@@ -139,11 +140,7 @@ class CpuBackend final : public ComputeBackend {
     for (std::int64_t b = 0; b < batch; ++b) {
       RowMatrix p =
           (ConstMap(q.data() + b * lq * dim, lq, dim) * ConstMap(k.data() + b * lk * dim, lk, dim).transpose()) * scale;
-      for (std::int64_t r = 0; r < lq; ++r) {
-        const float top = p.row(r).maxCoeff();
-        p.row(r) = (p.row(r).array() - top).exp().matrix();
-        p.row(r) /= p.row(r).sum();
-      }
+      for (std::int64_t r = 0; r < lq; ++r) masked_softmax(p.row(r), lk, nullptr);
       Map(out.data() + b * lq * dim, lq, dim).noalias() = p * ConstMap(v.data() + b * lk * dim, lk, dim);
     }
   }

@@ -2,7 +2,7 @@
 // the same function of the same weights, ids and seeds, issued as backend operations. This checks
 // the orchestration (layer order, residuals, reversible streams, head layout, seeds, feed-forward
 // chunks, sliding windows) without a GPU; tests/gpu checks each CUDA operation against the CPU
-// backend and the same cases on the CUDA backend.
+// backend, the same cases on the CUDA backend, and the refusal without a GPU.
 #include <QTest>
 
 #include "core/error.h"
@@ -110,13 +110,6 @@ class TestDeviceModel : public QObject {
     QVERIFY2(f.peak_bytes >= floor && f.peak_bytes <= ceiling, std::to_string(f.peak_bytes).c_str());
     QCOMPARE(model.backend().bytes_in_use(), model.weight_bytes());  // nothing left behind
     QVERIFY(f.ms > 0);
-  }
-
-  void cuda_backend_says_why_it_is_missing() {
-    std::string why;
-    if (gpu::gpu_available(&why)) QSKIP("a GPU is present; tests/gpu covers the CUDA backend");
-    const std::string m = error_message<DeviceError>([] { gpu::make_cuda_backend(); });
-    QVERIFY2(contains(m, "no GPU to run on"), m.c_str());
   }
 };
 
